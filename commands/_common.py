@@ -1,0 +1,39 @@
+"""Flags every record command shares (DESIGN.md, Streams and flags), defined once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from er.io import DEFAULT_MAX_LINE_BYTES, RecordStream
+
+Inputs = Annotated[Optional[list[str]], typer.Argument(help="Input files (JSONL, Arrow, Parquet; .gz/.zst); '-' or none for stdin.", show_default=False)]
+Output = Annotated[Optional[str], typer.Option("-o", "--output", help="Write here instead of stdout (atomically: temp file, then rename).")]
+Format = Annotated[str, typer.Option("--format", help="Output format: jsonl or arrow.")]
+Rejects = Annotated[Optional[str], typer.Option("--rejects", help="Keep going past bad rows and write them here as {source, line, error, record}.")]
+MaxLineBytes = Annotated[int, typer.Option("--max-line-bytes", help="Reject JSONL lines longer than this.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Makes every random choice reproducible.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
+
+MAX_LINE_DEFAULT = DEFAULT_MAX_LINE_BYTES
+
+
+def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None) -> RecordStream:
+    arrow_schema = None
+    if fmt == "arrow" and kind:
+        from er.schema import arrow_schema as schema_for
+
+        arrow_schema = schema_for(kind)
+    return RecordStream(command, inputs, output=output, fmt=fmt, rejects=rejects,
+                        max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema)
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    """Aligned columns on stdout (for --list)."""
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])

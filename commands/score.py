@@ -1,0 +1,52 @@
+"""er score: add rewards to completions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from er.commands._common import Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, print_table, stream
+
+
+def run(
+    inputs: Inputs = None,
+    reward: Annotated[Optional[list[str]], typer.Option("--reward", "-r", help="NAME[:key=val,...] (repeatable; `weight=w` scales it in the combination; `module:attr` loads your own).")] = None,
+    combine: Annotated[str, typer.Option(help="How rewards combine: sum (weighted) or product (CaRL: progress times soft factors).")] = "sum",
+    workers: Annotated[Optional[int], typer.Option(help="Processes verifying answers (default: cores; 0 = in this process, no hard timeout).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per row for answer checking; a row over it is killed and scored null.")] = 10.0,
+    state: Annotated[Optional[str], typer.Option(help="State file for stateful rewards (HAPO history), JSONL keyed by prompt id.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the rewards and exit.")] = False,
+    output: Output = None,
+    format: Format = "jsonl",
+    rejects: Rejects = None,
+    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Score completions: adds `rewards` {name: value}, the combined `reward`, and `correct`.
+
+    Groups (contiguous `group_id`) are kept whole; group-level rewards refuse partial groups.
+    A row that cannot be scored gets null (kept, counted), never a silent 0.
+    """
+    from er.rewards import REWARDS
+
+    if list_:
+        from er.params import describe_params
+        from er.rewards.base import summary_line
+
+        print_table([(name, cls.level, cls.provenance, f"{summary_line(cls)}  [{describe_params(cls)}]")
+                     for name, cls in REWARDS.items()])
+        return
+    from er.groups import iter_groups
+    from er.pool import default_workers
+    from er.scoring import Scorer
+
+    scorer = Scorer(list(reward or []), combine=combine,
+                    workers=default_workers() if workers is None else workers, timeout=timeout)
+    if state is not None:
+        scorer.use_state(state)
+    with stream("score", inputs, output, format, rejects, max_line_bytes, quiet, kind="scored") as s:
+        for group in scorer.run(iter_groups(s.records(), s), s):
+            s.write_many([row[2] for row in group])
+            s.end_group()

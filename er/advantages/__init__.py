@@ -1,0 +1,12 @@
+"""The estimator catalog. `ESTIMATORS.get(name)` returns an estimator class (see `er.advantages.base`)."""
+
+from __future__ import annotations
+
+from er.registry import Registry
+
+BUILTIN_MODULES = (
+    "er.advantages.group",
+    "er.advantages.batch",
+)
+
+ESTIMATORS: Registry = Registry("estimator", builtins=BUILTIN_MODULES)

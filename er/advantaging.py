@@ -1,0 +1,126 @@
+"""`er advantage`: turn rewards into advantages, group by group (or batch by batch).
+
+The same code serves `er update` when its input carries rewards but no advantages, so there is one
+implementation of every estimator.
+
+Dynamic sampling (DAPO, used by DLER): a group whose non-null rewards are all equal carries no
+learning signal under group-relative estimators and is dropped, counted per reason
+("all rewards equal (0.0)", "all rewards null"); `in == out + rejected + dropped` still holds.
+Null rewards get advantage 0 and stay out of the statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from er.advantages import ESTIMATORS
+from er.advantages.base import Batch
+from er.errors import ErError, UsageError
+from er.io import RecordStream, Row
+from er.params import bind_params, parse_spec
+
+CHUNK_ROWS = 4096  # rows per vectorised call for group-scope estimators reading a file
+
+
+def build_estimator(spec: str):
+    name, params = parse_spec(spec)
+    return bind_params(ESTIMATORS.get(name), params, f"--estimator {name}")
+
+
+def _row_problem(record: dict, needs_tokens: bool) -> str | None:
+    if "reward" not in record:
+        return "missing field 'reward' (run `er score` first)"
+    r = record["reward"]
+    if r is not None and (type(r) not in (int, float) or not math.isfinite(r)):
+        return f"field 'reward' should be a finite number or null, got {r!r}"
+    if needs_tokens:
+        n = record.get("completion_tokens")
+        if type(n) is not int or n < 0:
+            return "missing or invalid 'completion_tokens' (the batch estimator weights by tokens)"
+    return None
+
+
+class AdvantageRunner:
+    def __init__(self, spec: str = "grpo", batch_groups: int = 32, dynamic_sampling: bool = False,
+                 eager: bool = False):
+        self.spec = spec
+        self.estimator = build_estimator(spec)
+        if batch_groups < 1:
+            raise UsageError("--batch-groups must be >= 1")
+        self.batch_groups = batch_groups
+        self.dynamic_sampling = dynamic_sampling
+        self.scope = getattr(self.estimator, "scope", "group")
+        self.needs_tokens = getattr(self.estimator, "needs_tokens", False)
+        self.extra = getattr(self.estimator, "extra_fields", ())
+        self.eager = eager
+
+    def _keep(self, group: list[Row], stream: RecordStream) -> list[Row]:
+        good = []
+        for row in group:
+            problem = _row_problem(row[2], self.needs_tokens)
+            if problem:
+                stream.reject(row[0], row[1], problem, row[2])
+            else:
+                good.append(row)
+        if good and len(good) != len(group):
+            msg = f"group {group[0][2].get('group_id')!r} is incomplete after rejected rows"
+            for row in good:
+                stream.reject(row[0], row[1], msg, row[2])
+            return []
+        if self.dynamic_sampling and good:
+            values = {row[2]["reward"] for row in good} - {None}
+            if not values:
+                stream.drop("all rewards null", len(good))
+                return []
+            if len(values) == 1:
+                stream.drop(f"all rewards equal ({float(next(iter(values)))})", len(good))
+                return []
+        return good
+
+    def _compute(self, groups: list[list[Row]], stream: RecordStream) -> list[dict]:
+        records = [row[2] for g in groups for row in g]
+        sizes = [len(g) for g in groups]
+        starts = np.zeros(len(sizes), dtype=np.int64)
+        if len(sizes) > 1:
+            np.cumsum(sizes[:-1], out=starts[1:])
+        reward = np.array([np.nan if r["reward"] is None else r["reward"] for r in records], dtype=np.float64)
+        tokens = (np.array([r["completion_tokens"] for r in records], dtype=np.float64) if self.needs_tokens
+                  else np.zeros(len(records)))
+        correct = np.array([np.nan if r.get("correct") is None else float(r["correct"]) for r in records])
+        fields = {f: [r.get(f) for r in records] for f in self.extra} if self.extra else None
+        try:
+            adv = self.estimator(Batch(reward, tokens, correct, starts, fields))
+        except ErError as exc:
+            row = groups[0][0]
+            raise exc.located(row[0], row[1])
+        nulls = np.isnan(reward)
+        if nulls.any():
+            stream.note("null rewards given advantage 0", int(nulls.sum()))
+        adv = np.where(np.isnan(adv), 0.0, adv).tolist()
+        spec = self.spec
+        for r, a in zip(records, adv):
+            r["advantage"] = a
+            r["estimator"] = spec
+        return records
+
+    def run(self, groups: Iterable[list[Row]], stream: RecordStream) -> Iterator[list[dict]]:
+        chunk: list[list[Row]] = []
+        rows = 0
+        for group in groups:
+            kept = self._keep(group, stream)
+            if not kept:
+                continue
+            chunk.append(kept)
+            rows += len(kept)
+            full = (len(chunk) >= self.batch_groups if self.scope == "batch"
+                    else self.eager or rows >= CHUNK_ROWS)
+            if full:
+                yield self._compute(chunk, stream)
+                chunk, rows = [], 0
+        if chunk:
+            if self.scope == "batch" and len(chunk) < self.batch_groups:
+                stream.note(f"groups in a last, smaller batch ({len(chunk)} < --batch-groups)", len(chunk))
+            yield self._compute(chunk, stream)

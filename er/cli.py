@@ -1,0 +1,109 @@
+"""The `er` command line: builds the typer app (one line per command) and is the only error handler.
+
+Errors print one line, `er <cmd>: <source>:<line>: <message>`, and exit 1 (bad data) or 2 (bad usage);
+`--debug` anywhere on the line shows the traceback instead. A closed downstream pipe (`| head`)
+ends quietly with status 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+# (command name, module in er.commands). Each module's `run` is the command; its docstring the help.
+COMMANDS = (
+    ("sample", "sample"),
+    ("score", "score"),
+    ("advantage", "advantage"),
+    ("update", "update"),
+    ("merge", "merge"),
+    ("decompose", "decompose"),
+    ("synth-tail", "synth_tail"),
+    ("eval", "eval"),
+    ("schema", "schema"),
+    ("validate", "validate"),
+)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="er",
+        help="Efficient reasoning: small commands over JSONL/Arrow record streams to train and evaluate "
+        "LLMs that think concisely.\n\n"
+        "  er sample -m MODEL prompts.jsonl -n 8 | er score --reward dler | er advantage | er update -m MODEL --out ckpt",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    for name, module in COMMANDS:
+        try:
+            mod = importlib.import_module(f"er.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"er.commands.{module}":
+                continue  # not part of this build
+            raise
+        app.command(name)(mod.run)
+    return app
+
+
+def _command_name(argv: list[str]) -> str:
+    names = {n for n, _ in COMMANDS}
+    for arg in argv:
+        if arg in names:
+            return arg
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    import click
+
+    from er.errors import ErError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    prefix = " ".join(filter(None, ["er", _command_name(argv)]))
+    code = 0
+    try:
+        result = build_app()(args=argv, prog_name="er", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        if debug:
+            raise
+        print(f"{prefix}: {exc.format_message()}", file=sys.stderr)
+        code = 2
+    except click.Abort:
+        code = 130
+    except ErError as exc:
+        if debug:
+            raise
+        print(f"{prefix}: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    return code
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

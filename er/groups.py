@@ -1,0 +1,72 @@
+"""Contiguous groups of a record stream (DESIGN.md, Groups).
+
+`er sample` writes the G samples of a prompt contiguously. Stages that need whole groups read them
+with `iter_groups`, which never regroups: a `group_id` that reappears after its group closed, or a
+group shorter/longer than its `group_size`, is a data error at that line (or, with `--rejects`,
+every row of the broken group goes to the rejects file with the reason). Records without a
+`group_id` are groups of one.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from er.errors import ErError
+from er.io import RecordStream, Row
+
+
+def iter_groups(rows: Iterable[Row], stream: RecordStream, *, require_group_id: bool = False) -> Iterator[list[Row]]:
+    closed: set[int] = set()  # hashes of closed group ids: bounded memory on 10M-row streams
+    current: list[Row] = []
+    current_id = None
+
+    def finish(group: list[Row]) -> list[Row] | None:
+        gid = group[0][2].get("group_id")
+        closed.add(hash(gid))
+        size = group[0][2].get("group_size")
+        if size is not None and len(group) != size:
+            source, line, _ = group[-1]
+            msg = f"group {gid!r} has {len(group)} rows but group_size {size} (groups must be whole and contiguous)"
+            for row in group:
+                stream.reject(row[0], row[1], msg, row[2])
+            return None
+        return group
+
+    for row in rows:
+        record = row[2]
+        gid = record.get("group_id")
+        if gid is None:
+            if require_group_id:
+                stream.reject(row[0], row[1], "missing field 'group_id' (this stage needs whole groups)", record)
+                continue
+            if current:
+                done = finish(current)
+                current = []
+                if done:
+                    yield done
+            current_id = None
+            yield [row]
+            continue
+        if current and gid == current_id:
+            current.append(row)
+            continue
+        if current:
+            done = finish(current)
+            current = []
+            if done:
+                yield done
+        if hash(gid) in closed:
+            stream.reject(row[0], row[1], f"group {gid!r} reappears after its group closed "
+                          "(groups must be contiguous; sort by group_id first)", record)
+            current_id = None
+            continue
+        current, current_id = [row], gid
+    if current:
+        done = finish(current)
+        if done:
+            yield done
+
+
+def reject_group(stream: RecordStream, group: list[Row], exc: ErError) -> None:
+    for row in group:
+        stream.reject_error(row, exc)

@@ -1,0 +1,384 @@
+"""The only code that touches stdin, stdout and record files.
+
+Input: positional files or `-` (stdin). The format is detected from the first bytes: Arrow IPC stream
+(continuation marker 0xFFFFFFFF) or file (`ARROW1`), Parquet (`PAR1` or `.parquet`), else JSONL;
+gzip and zstd are decompressed transparently (by magic bytes, so `.gz`/`.zst` from stdin work too).
+
+Output: stdout or `-o FILE` (written to a temporary name and renamed on success, so a failure never
+leaves a half-written file under the final name), `--format jsonl|arrow`. Output is flushed at
+group/batch boundaries when the input is a pipe, so the next stage of a pipe starts early.
+
+Bad rows: `RecordStream.reject` raises `ErError` pinned to `source:line`, or with `--rejects FILE`
+writes `{source, line, error, record}` there and goes on. The summary `N in, M out, K rejected`
+(plus `D dropped (reason: n, ...)`) goes to stderr; `in == out + rejected + dropped` always holds.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from collections import Counter
+from typing import IO, Any, Iterable, Iterator
+
+import orjson
+
+from er.errors import ErError, UsageError
+
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+_GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+_ARROW_STREAM, _ARROW_FILE, _PARQUET = b"\xff\xff\xff\xff", b"ARROW1", b"PAR1"
+_BUFFER = 1 << 20
+
+Row = tuple[str, int, dict]  # (source, line, record); line is 1-based (row index for Arrow/Parquet)
+
+
+def log(message: str) -> None:
+    """A line for the person at the terminal (stderr; stdout carries records only)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb", buffering=_BUFFER)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+
+
+def _peekable(raw: IO[bytes]) -> io.BufferedReader:
+    return raw if hasattr(raw, "peek") else io.BufferedReader(raw, _BUFFER)  # type: ignore[arg-type]
+
+
+def _decompressed(f: io.BufferedReader) -> io.BufferedReader:
+    head = f.peek(4)[:4]
+    if head[:2] == _GZIP:
+        import gzip
+
+        return io.BufferedReader(gzip.GzipFile(fileobj=f), _BUFFER)  # type: ignore[arg-type]
+    if head == _ZSTD:
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(f), _BUFFER)  # type: ignore[arg-type]
+    return f
+
+
+def _bad_text(line: bytes) -> str:
+    text = line.decode("utf-8", errors="replace").rstrip("\n")
+    return text if len(text) <= 2000 else text[:2000] + f"... ({len(line)} bytes)"
+
+
+class RecordStream:
+    """One command's records: reading, rejecting, dropping, writing and the closing summary."""
+
+    def __init__(
+        self,
+        command: str,
+        inputs: Iterable[str] | None = None,
+        output: str | None = None,
+        fmt: str = "jsonl",
+        rejects: str | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        quiet: bool = False,
+        arrow_schema: Any = None,
+    ):
+        if fmt not in ("jsonl", "arrow"):
+            raise UsageError(f"--format must be jsonl or arrow, not {fmt!r}")
+        self.command = command
+        self.inputs = list(inputs or []) or ["-"]
+        if self.inputs.count("-") > 1:
+            raise UsageError("stdin ('-') can be read only once")
+        self.max_line_bytes = max_line_bytes
+        self.quiet = quiet
+        self.n_in = self.n_out = self.n_rejected = 0
+        self.dropped: Counter[str] = Counter()
+        self.notes: Counter[str] = Counter()  # counted events that keep the row (null rewards, ...)
+        self._rejects_path = rejects
+        self._rejects: IO[bytes] | None = None
+        self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema)
+        self.eager_flush = any(p == "-" or not os.path.isfile(p) for p in self.inputs)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def records(self) -> Iterator[Row]:
+        """Every record of every input, in order. Malformed rows are rejected (see `reject`)."""
+        for path in self.inputs:
+            source = "<stdin>" if path == "-" else path
+            if path.endswith(".parquet"):
+                yield from self._read_parquet(path, source)
+                continue
+            f = _decompressed(_peekable(_open_binary(path)))
+            head = f.peek(8)[:8]
+            if head[:4] == _ARROW_STREAM or head[:6] == _ARROW_FILE:
+                yield from self._read_arrow(f, source, file_format=head[:6] == _ARROW_FILE)
+            elif head[:4] == _PARQUET:
+                yield from self._read_parquet(path, source)
+            else:
+                yield from self._read_jsonl(f, source)
+
+    def _read_jsonl(self, f: IO[bytes], source: str) -> Iterator[Row]:
+        limit = self.max_line_bytes
+        loads = orjson.loads
+        lineno = 0
+        readline = f.readline
+        while True:
+            line = readline(limit + 1)
+            if not line:
+                return
+            lineno += 1
+            if len(line) > limit and not line.endswith(b"\n"):
+                size = len(line)
+                while True:  # skip the rest of the oversized line without holding it
+                    chunk = readline(_BUFFER)
+                    size += len(chunk)
+                    if not chunk or chunk.endswith(b"\n"):
+                        break
+                self.n_in += 1
+                self.reject(source, lineno, f"line of {size} bytes is over --max-line-bytes {limit}", None)
+                continue
+            if line.isspace():
+                continue
+            self.n_in += 1
+            try:
+                record = loads(line)
+            except orjson.JSONDecodeError as exc:
+                self.reject(source, lineno, f"malformed JSON: {exc}", _bad_text(line))
+                continue
+            if type(record) is not dict:
+                self.reject(source, lineno, f"expected a JSON object, got {type(record).__name__}", record)
+                continue
+            yield source, lineno, record
+
+    def _read_arrow(self, f: IO[bytes], source: str, file_format: bool) -> Iterator[Row]:
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        row = 0
+        try:
+            if file_format:
+                reader = pa.ipc.open_file(pa.py_buffer(f.read()))
+                batches: Iterable = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            else:
+                batches = pa.ipc.open_stream(f)
+            for batch in batches:
+                for record in batch.to_pylist():
+                    row += 1
+                    self.n_in += 1
+                    yield source, row, record
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+            self.n_in += 1
+            self.reject(source, row + 1, f"Arrow stream cut short or invalid after row {row}: {exc}", None)
+
+    def _read_parquet(self, path: str, source: str) -> Iterator[Row]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        row = 0
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+                for record in batch.to_pylist():
+                    row += 1
+                    self.n_in += 1
+                    yield source, row, record
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such file") from None
+        except (pa.ArrowInvalid, OSError) as exc:
+            self.n_in += 1
+            self.reject(source, row + 1, f"Parquet file invalid after row {row}: {exc}", None)
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+    def reject(self, source: str, line: int | None, error: str, record: Any) -> None:
+        """Keep a bad row aside with `--rejects`, else stop the command with a located error."""
+        if self._rejects_path is None:
+            raise ErError(error, source, line)
+        if self._rejects is None:
+            self._rejects = open(self._rejects_path, "wb")
+        self.n_rejected += 1
+        entry = {"source": source, "line": line, "error": error, "record": record}
+        self._rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY,
+                                         default=str))
+
+    def reject_error(self, row: Row, exc: ErError) -> None:
+        source, line, record = row
+        self.reject(exc.source or source, exc.line if exc.source else line, exc.message, record)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        """Rows left out on purpose (e.g. dynamic sampling); counted per reason in the summary."""
+        self.dropped[reason] += n
+
+    def note(self, what: str, n: int = 1) -> None:
+        self.notes[what] += n
+
+    # ---- writing ---------------------------------------------------------------------------
+    def write(self, record: dict) -> None:
+        self.n_out += 1
+        self.writer.write(record)
+
+    def write_many(self, records: list[dict]) -> None:
+        self.n_out += len(records)
+        self.writer.write_many(records)
+
+    def end_group(self) -> None:
+        """A group/batch boundary: flush now if a downstream stage may be waiting on a pipe."""
+        self.writer.boundary(force=self.eager_flush)
+
+    def summary(self) -> str:
+        parts = [f"{self.n_in} in, {self.n_out} out, {self.n_rejected} rejected"]
+        if self.dropped:
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items()))
+            parts.append(f"{sum(self.dropped.values())} dropped ({detail})")
+        if self.notes:
+            parts.append(", ".join(f"{v} {k}" for k, v in sorted(self.notes.items())))
+        return f"er {self.command}: " + "; ".join(parts)
+
+    def close(self, ok: bool = True) -> None:
+        try:
+            self.writer.close(ok)
+        finally:
+            if self._rejects is not None:
+                self._rejects.close()
+        if ok and not self.quiet:
+            log(self.summary())
+
+    def __enter__(self) -> "RecordStream":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(ok=exc_type is None)
+
+
+class RecordWriter:
+    """JSONL or Arrow IPC stream to stdout or to a file renamed into place on success."""
+
+    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None, batch_rows: int = 4096):
+        self.fmt = fmt
+        self.output = None if output in (None, "-") else output
+        self._tmp: str | None = None
+        if self.output is None:
+            self._out: IO[bytes] = sys.stdout.buffer
+        else:
+            directory = os.path.dirname(os.path.abspath(self.output))
+            try:
+                fd, self._tmp = tempfile.mkstemp(prefix=".er-", suffix=".tmp", dir=directory)
+            except (FileNotFoundError, PermissionError, OSError) as exc:
+                raise UsageError(f"{self.output}: cannot write here ({exc.strerror or exc})") from None
+            self._out = os.fdopen(fd, "wb", buffering=_BUFFER)
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._rows: list[dict] = []
+        self._arrow_schema = arrow_schema
+        self._arrow_writer = None
+        self.batch_rows = batch_rows
+
+    def write(self, record: dict) -> None:
+        if self.fmt == "jsonl":
+            data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if self._buffered >= _BUFFER:
+                self.flush()
+        else:
+            self._rows.append(record)
+            if len(self._rows) >= self.batch_rows:
+                self.flush()
+
+    def write_many(self, records: list[dict]) -> None:
+        if self.fmt == "jsonl":
+            dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+            data = b"".join([dumps(r, option=opt) for r in records])
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if self._buffered >= _BUFFER:
+                self.flush()
+        else:
+            for r in records:
+                self.write(r)
+
+    def boundary(self, force: bool) -> None:
+        if force:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.fmt == "jsonl":
+            if self._buffer:
+                self._out.write(b"".join(self._buffer))
+                self._buffer.clear()
+                self._buffered = 0
+        elif self._rows:
+            self._write_arrow_batch(self._rows)
+            self._rows = []
+        self._out.flush()
+
+    def _write_arrow_batch(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        if self._arrow_writer is None:
+            inferred = pa.Table.from_pylist(rows).schema
+            if self._arrow_schema is not None:  # known fields take their declared types
+                fields = [self._arrow_schema.field(f.name) if f.name in self._arrow_schema.names else f
+                          for f in inferred]
+                inferred = pa.schema(fields)
+            self._schema = inferred
+            self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
+        names = set(self._schema.names)
+        for i, r in enumerate(rows):
+            extra = r.keys() - names
+            if extra:
+                raise ErError(f"arrow output: field(s) {sorted(extra)} not in the stream's schema "
+                              "(fixed by its first batch); use --format jsonl for ragged records")
+        try:
+            batch = pa.RecordBatch.from_pylist(rows, schema=self._schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ErError(f"arrow output: a record does not fit the stream's schema: {exc}") from None
+        self._arrow_writer.write_batch(batch)
+
+    def close(self, ok: bool = True) -> None:
+        try:
+            if ok:
+                self.flush()
+                if self._arrow_writer is not None:
+                    self._arrow_writer.close()
+                elif self.fmt == "arrow" and self._tmp is not None:
+                    pass  # no rows: an empty file is the honest output
+                self._out.flush()
+        finally:
+            if self._tmp is not None:
+                self._out.close()
+                if ok:
+                    os.replace(self._tmp, self.output)  # type: ignore[arg-type]
+                else:
+                    try:
+                        os.unlink(self._tmp)
+                    except FileNotFoundError:
+                        pass
+
+
+def read_records(paths: Iterable[str], command: str = "er") -> Iterator[dict]:
+    """Plain record iterator for library users and tests (errors raise; nothing is rejected)."""
+    stream = RecordStream(command, paths, output=None, quiet=True)
+    for _, _, record in stream.records():
+        yield record
+
+
+def write_records(records: Iterable[dict], output: str | None = None, fmt: str = "jsonl") -> int:
+    """Write records to stdout or a file (atomically); returns the count."""
+    writer = RecordWriter(output, fmt)
+    n = 0
+    try:
+        for r in records:
+            writer.write(r)
+            n += 1
+    except BaseException:
+        writer.close(ok=False)
+        raise
+    writer.close(ok=True)
+    return n

@@ -1,0 +1,16 @@
+"""The reward catalog. `REWARDS.get(name)` returns a reward class (see `er.rewards.base`).
+
+Built-in families are imported on first lookup, so `import er.rewards` stays cheap.
+"""
+
+from __future__ import annotations
+
+from er.registry import Registry
+
+# One module per reward family; each registers its classes on import.
+BUILTIN_MODULES = (
+    "er.rewards.correctness",
+    "er.rewards.structure",
+)
+
+REWARDS: Registry = Registry("reward", builtins=BUILTIN_MODULES)

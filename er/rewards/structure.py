@@ -1,0 +1,67 @@
+"""`format`: does the completion follow the think-then-answer structure?
+
+R = 1 when the completion has exactly one `think_end` (default `</think>`), a non-empty thought
+before it (after an optional `think_start`, required with `require_start=true`), and after it an
+answer in the chosen form: `boxed` (`\\boxed{...}`, balanced braces), `tag` (`<answer>...</answer>`),
+or `none` (any non-empty text). Otherwise 0. This is the structure check of DeepSeek-R1-style
+format rewards and of the label-free format reward; it never reads the gold answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from er.rewards import REWARDS
+from er.rewards.base import Reward
+
+
+def has_boxed(text: str) -> bool:
+    """A `\\boxed{...}` with balanced braces and non-empty content."""
+    start = text.find("\\boxed{")
+    while start != -1:
+        depth, i = 0, start + len("\\boxed")
+        for j in range(i, len(text)):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    if text[i + 1 : j].strip():
+                        return True
+                    break
+        start = text.find("\\boxed{", start + 1)
+    return False
+
+
+@REWARDS.register("format")
+class Format(Reward):
+    """1 if the completion is `<think>thought</think>` followed by an answer (boxed, tagged or any), else 0."""
+
+    provenance = "code"
+
+    def __init__(self, think_start: str = "<think>", think_end: str = "</think>", answer: str = "boxed",
+                 answer_tag: str = "answer", require_start: bool = False):
+        if answer not in ("boxed", "tag", "none"):
+            raise ValueError(f"answer must be boxed, tag or none, not {answer!r}")
+        self.think_start, self.think_end = think_start, think_end
+        self.answer, self.require_start = answer, require_start
+        self._tag = re.compile(rf"<{re.escape(answer_tag)}>(.+?)</{re.escape(answer_tag)}>", re.S)
+
+    def score_row(self, record: dict) -> float:
+        text = record["completion"]
+        if text.count(self.think_end) != 1:
+            return 0.0
+        thought, after = text.split(self.think_end)
+        stripped = thought.lstrip()
+        if stripped.startswith(self.think_start):
+            stripped = stripped[len(self.think_start):]
+        elif self.require_start:
+            return 0.0
+        if self.think_start in stripped or not stripped.strip():
+            return 0.0
+        if self.answer == "boxed":
+            return float(has_boxed(after))
+        if self.answer == "tag":
+            m = self._tag.search(after)
+            return float(bool(m and m.group(1).strip()))
+        return float(bool(after.strip()))

@@ -1,0 +1,96 @@
+"""Record kinds and their JSON Schemas (schemas/*.json, the source of truth, shipped as `er.schemas`).
+
+`check_required` is the cheap per-row check the commands run on their hot path (presence and type
+of the fields the stage reads); `validator(kind)` is the full JSON Schema check used by
+`er validate` and the contract tests; `arrow_schema(kind)` gives Arrow types for declared fields.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from er.errors import ErError, UnknownNameError
+
+KINDS = ("prompt", "sample", "scored", "advantaged", "metrics", "report")
+
+
+def kinds() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("er.schemas").iterdir() if p.name.endswith(".json"))
+
+
+@functools.cache
+def load_schema(kind: str) -> dict:
+    known = kinds()
+    if kind not in known:
+        raise UnknownNameError("record kind", kind, known)
+    return json.loads(resources.files("er.schemas").joinpath(f"{kind}.json").read_text())
+
+
+def schema_text(kind: str) -> str:
+    load_schema(kind)
+    return resources.files("er.schemas").joinpath(f"{kind}.json").read_text()
+
+
+@functools.cache
+def validator(kind: str):
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(load_schema(kind))
+
+
+def errors(record: Any, kind: str) -> list[str]:
+    """Every schema violation of one record, as short messages naming the field."""
+    out = []
+    for err in sorted(validator(kind).iter_errors(record), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in err.path)
+        out.append(f"{where}: {err.message}" if where else err.message)
+    return out
+
+
+_PY_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+
+
+def check_required(record: dict, fields: dict[str, str | tuple[str, ...]]) -> None:
+    """Cheap check of the fields a stage reads: `{"completion": "string", "reward": ("number", "null")}`.
+
+    Raises ErError naming the first missing or mistyped field. bool is not accepted as a number.
+    """
+    for name, types in fields.items():
+        if name not in record:
+            raise ErError(f"missing field {name!r}")
+        value = record[name]
+        allowed = (types,) if isinstance(types, str) else types
+        if value is None:
+            if "null" in allowed:
+                continue
+            raise ErError(f"field {name!r} is null")
+        for t in allowed:
+            if t == "null":
+                continue
+            if isinstance(value, _PY_TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool)):
+                break
+        else:
+            raise ErError(f"field {name!r} should be {' or '.join(allowed)}, got {type(value).__name__}")
+
+
+_ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
+
+
+def arrow_schema(kind: str):
+    """Arrow types for the scalar fields the schema declares (nested fields are left to inference)."""
+    import pyarrow as pa
+
+    fields = []
+    for name, prop in load_schema(kind).get("properties", {}).items():
+        t = prop.get("type")
+        types = [t] if isinstance(t, str) else list(t or [])
+        scalar = [x for x in types if x != "null"]
+        if len(scalar) == 1 and scalar[0] in _ARROW_TYPES:
+            fields.append(pa.field(name, getattr(pa, _ARROW_TYPES[scalar[0]])()))
+        elif scalar == ["array"] and prop.get("items", {}).get("type") in ("integer", "number"):
+            inner = _ARROW_TYPES[prop["items"]["type"]]
+            fields.append(pa.field(name, pa.list_(getattr(pa, inner)())))
+    return pa.schema(fields)

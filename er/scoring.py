@@ -1,0 +1,185 @@
+"""`er score`: apply rewards to groups of records, verify correctness in a process pool, combine.
+
+Per row the scorer adds `rewards` ({key: value or null}), `reward` (the combination) and `correct`.
+
+Combination (`--combine`):
+- `sum`: R = sum_k w_k r_k (weights default 1);
+- `product`: R = prod_k r_k^{w_k} — the CaRL rule: a progress term multiplied by soft factors in
+  [0, 1], so any hard failure (a factor 0) zeroes the reward.
+A null component makes the combined reward null (the row is kept and counted, never scored 0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Iterator
+
+from er.errors import ErError, UsageError
+from er.groups import reject_group
+from er.io import RecordStream, Row
+from er.params import bind_params, parse_spec
+from er.rewards import REWARDS
+from er.rewards.base import finite_or_none
+from er.schema import check_required
+
+
+def build_reward(spec: str) -> tuple[str, Any, float]:
+    """`name[:key=val,...,weight=w]` -> (key in `rewards`, reward object, weight)."""
+    name, params = parse_spec(spec)
+    cls = REWARDS.get(name)
+    weight = params.pop("weight", "1")
+    try:
+        weight_value = float(weight)
+    except ValueError:
+        raise UsageError(f"--reward {spec}: weight must be a number, not {weight!r}") from None
+    return name, bind_params(cls, params, f"--reward {name}"), weight_value
+
+
+class Scorer:
+    def __init__(self, specs: list[str], combine: str = "sum", workers: int = 0, timeout: float = 10.0):
+        if not specs:
+            raise UsageError("give at least one --reward (see `er score --list`)")
+        if combine not in ("sum", "product"):
+            raise UsageError(f"--combine must be sum or product, not {combine!r}")
+        self.combine = combine
+        self.rewards: list[tuple[str, Any, float]] = []
+        seen: dict[str, int] = {}
+        for spec in specs:
+            key, reward, weight = build_reward(spec)
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] > 1:  # the same reward twice with other parameters: keep both, distinctly named
+                key = f"{key}#{seen[key]}"
+            self.rewards.append((key, reward, weight))
+        self.workers = workers
+        self.timeout = timeout
+        self.needs_correct = any(getattr(r, "needs_correct", False) for _, r, _ in self.rewards)
+        self.whole_groups = any(getattr(r, "level", "row") != "row" for _, r, _ in self.rewards)
+        self.fields: dict[str, Any] = {}
+        for _, r, _ in self.rewards:
+            self.fields.update(getattr(r, "fields", {"completion": "string"}))
+
+    def use_state(self, path: str) -> None:
+        """Hand `--state FILE` to the stateful rewards (HAPO's history)."""
+        stateful = [r for _, r, _ in self.rewards if hasattr(r, "use_state")]
+        if not stateful:
+            raise UsageError("--state is given but no reward keeps state (e.g. hapo)")
+        for r in stateful:
+            r.use_state(path)
+
+    # ---- stages --------------------------------------------------------------------------------
+    def _valid(self, group: list[Row], stream: RecordStream) -> list[Row]:
+        good = []
+        for row in group:
+            try:
+                check_required(row[2], self.fields)
+                if self.needs_correct and "correct" not in row[2]:
+                    if row[2].get("answer") is None:
+                        raise ErError("missing field 'answer' (needed to verify correctness; "
+                                      "or score with a reward that sets 'correct' first)")
+                    if not isinstance(row[2]["answer"], (str, int, float)) or isinstance(row[2]["answer"], bool):
+                        raise ErError(f"field 'answer' should be a string or number, got {type(row[2]['answer']).__name__}")
+                good.append(row)
+            except ErError as exc:
+                stream.reject_error(row, exc)
+        if self.whole_groups and good and len(good) != len(group):
+            exc = ErError(f"group {group[0][2].get('group_id')!r} is incomplete after rejected rows "
+                          "(a group-level reward needs every row)")
+            reject_group(stream, good, exc)
+            return []
+        return good
+
+    def _verify(self, groups: Iterable[list[Row]], stream: RecordStream) -> Iterator[list[Row]]:
+        """Set `correct` on every row that has none: in a process pool, or inline with workers=0."""
+        from er.pool import Failure, OrderedPool
+        from er.rewards import verify
+
+        def parts_of(group: list[Row]) -> list[list[Row]]:
+            # Rows still needing a verdict, by gold answer: one part per group in practice, so the
+            # gold is parsed once per group.
+            by_gold: dict[str, list[Row]] = {}
+            for row in group:
+                if "correct" not in row[2]:
+                    by_gold.setdefault(repr(row[2]["answer"]), []).append(row)
+            return list(by_gold.values())
+
+        def payload(part: list[Row]):
+            items = [(r[2]["completion"], r[2].get("finish_reason") != "length") for r in part]
+            return part[0][2]["answer"], items, self.timeout
+
+        def apply(part: list[Row], results: list) -> None:
+            for row, res in zip(part, results):
+                if isinstance(res, (verify.Null, Failure)):
+                    stream.note(f"null correct ({res.reason})")
+                    row[2]["correct"] = None
+                else:
+                    row[2]["correct"] = bool(res)
+
+        if self.workers <= 0:
+            for group in groups:
+                for part in parts_of(group):
+                    apply(part, list(verify.check_group(payload(part))))
+                yield group
+            return
+
+        def tasks():
+            for group in groups:
+                parts = parts_of(group)
+                if not parts:
+                    yield (group, []), (None, [], self.timeout)
+                for i, part in enumerate(parts):
+                    yield (group if i == len(parts) - 1 else None, part), payload(part)
+
+        # parse + verify may each take `timeout`; the hard deadline leaves room for both.
+        with OrderedPool(verify.check_group, self.workers, item_timeout=2 * self.timeout + 2,
+                         resume=verify.resume_group, size=verify.group_size) as pool:
+            for (group, part), results in pool.imap(tasks()):
+                apply(part, results)
+                if group is not None:
+                    yield group
+
+    def _reward(self, group: list[Row], stream: RecordStream) -> list[Row]:
+        records = [r[2] for r in group]
+        columns = []
+        for key, reward, _ in self.rewards:
+            try:
+                values = reward(records)
+            except ErError as exc:
+                reject_group(stream, group, exc)
+                return []
+            if len(values) != len(records):
+                raise RuntimeError(f"reward {key} returned {len(values)} values for {len(records)} rows")
+            columns.append([finite_or_none(v) for v in values])
+        for i, record in enumerate(records):
+            parts = {key: col[i] for (key, _, _), col in zip(self.rewards, columns)}
+            record["rewards"] = parts
+            record["reward"] = self._combine([col[i] for col in columns])
+            if record["reward"] is None:
+                stream.note("null reward")
+            record.setdefault("correct", None)
+        return group
+
+    def _combine(self, values: list[float | None]) -> float | None:
+        if any(v is None for v in values):
+            return None
+        if self.combine == "sum":
+            return finite_or_none(sum(w * v for (_, _, w), v in zip(self.rewards, values)))
+        total = 1.0
+        for (_, _, w), v in zip(self.rewards, values):
+            if v < 0 and w != int(w):
+                return None
+            total *= v ** w if w != 1 else v
+        return finite_or_none(total)
+
+    # ---- the whole stage -------------------------------------------------------------------------
+    def run(self, groups: Iterable[list[Row]], stream: RecordStream) -> Iterator[list[Row]]:
+        valid = (g for g in (self._valid(g, stream) for g in groups) if g)
+        if self.needs_correct:
+            valid = self._verify(valid, stream)
+        try:
+            for group in valid:
+                scored = self._reward(group, stream)
+                if scored:
+                    yield scored
+        finally:
+            for _, reward, _ in self.rewards:
+                reward.close()
