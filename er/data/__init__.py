@@ -1,0 +1,1 @@
+"""Data preparation: dataset presets, Dataset Decomposition, TAIL synthetic traces."""
