@@ -60,9 +60,9 @@ def _command_name(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import click
+    from typer.exceptions import TyperException
 
-    from er.errors import ErError
+    from er.errors import ErError, PipeClosed
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -73,21 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = build_app()(args=argv, prog_name="er", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.UsageError as exc:
+    except typer.Abort:
+        code = 130
+    except TyperException as exc:  # click's usage errors (unknown flag, bad value): exit 2
         if debug:
             raise
-        print(f"{prefix}: {exc.format_message()}", file=sys.stderr)
-        code = 2
-    except click.Abort:
-        code = 130
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"{prefix}: {message}", file=sys.stderr)
+        code = getattr(exc, "exit_code", 2)
     except ErError as exc:
         if debug:
             raise
         print(f"{prefix}: {exc}", file=sys.stderr)
         code = exc.exit_code
-    except BrokenPipeError:
+    except (BrokenPipeError, PipeClosed):
         _quiet_stdout()
         code = 0
     except KeyboardInterrupt:

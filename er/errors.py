@@ -48,3 +48,9 @@ class UnknownNameError(UsageError):
         super().__init__(f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}")
         self.name = name
         self.known = known
+
+
+class PipeClosed(Exception):
+    """The reader of our stdout went away (`| head`): stop quietly with status 0.
+
+    Deliberately not an OSError, so that no framework layer turns it into a failure."""

@@ -24,7 +24,7 @@ from typing import IO, Any, Iterable, Iterator
 
 import orjson
 
-from er.errors import ErError, UsageError
+from er.errors import ErError, PipeClosed, UsageError
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
@@ -308,6 +308,12 @@ class RecordWriter:
             self.flush()
 
     def flush(self) -> None:
+        try:
+            self._flush()
+        except BrokenPipeError:
+            raise PipeClosed() from None
+
+    def _flush(self) -> None:
         if self.fmt == "jsonl":
             if self._buffer:
                 self._out.write(b"".join(self._buffer))
@@ -346,7 +352,10 @@ class RecordWriter:
             if ok:
                 self.flush()
                 if self._arrow_writer is not None:
-                    self._arrow_writer.close()
+                    try:
+                        self._arrow_writer.close()
+                    except BrokenPipeError:
+                        raise PipeClosed() from None
                 elif self.fmt == "arrow" and self._tmp is not None:
                     pass  # no rows: an empty file is the honest output
                 self._out.flush()

@@ -11,6 +11,7 @@ having no '='; anything else after the first ':' is parameters.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from typing import Any
 
@@ -40,7 +41,7 @@ def _convert(raw: Any, annotation: Any, where: str) -> Any:
         return raw
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         inner = [a for a in args if a is not type(None)]
         if raw.lower() in ("none", "null", ""):
             return None

@@ -49,11 +49,13 @@ class Registry(Generic[T]):
         if name in self._items:
             return self._items[name]
         if ":" in name:
-            return self._import_dotted(name)
+            return self._import_dotted(name)  # only ever a name the user typed: `module:attr`
         raise UnknownNameError(self.kind, name, self.names())
 
     def _import_dotted(self, spec: str) -> T:
         module_name, _, attr = spec.partition(":")
+        if module_name in self._items:
+            raise UsageError(f"{self.kind} {spec!r}: parameters are key=value, e.g. {module_name}:key=1")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:

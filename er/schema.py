@@ -76,7 +76,7 @@ def check_required(record: dict, fields: dict[str, str | tuple[str, ...]]) -> No
             raise ErError(f"field {name!r} should be {' or '.join(allowed)}, got {type(value).__name__}")
 
 
-_ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
+_ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool_"}
 
 
 def arrow_schema(kind: str):

@@ -7,6 +7,12 @@ Combination (`--combine`):
 - `product`: R = prod_k r_k^{w_k} — the CaRL rule: a progress term multiplied by soft factors in
   [0, 1], so any hard failure (a factor 0) zeroes the reward.
 A null component makes the combined reward null (the row is kept and counted, never scored 0).
+
+Batch-level rewards (`level = "batch"`, e.g. GRPO-lambda's top-lambda selection across prompts)
+implement `score_batch(groups: list[list[dict]]) -> list[list[float | None]]` and carry
+`batch_groups`: the scorer buffers that many whole groups, scores them together (other rewards
+still see one group at a time) and writes them out; a last, smaller batch is scored as it is and
+counted in the summary. All batch-level rewards of one run must agree on `batch_groups`.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ class Scorer:
         self.timeout = timeout
         self.needs_correct = any(getattr(r, "needs_correct", False) for _, r, _ in self.rewards)
         self.whole_groups = any(getattr(r, "level", "row") != "row" for _, r, _ in self.rewards)
+        sizes = {r.batch_groups for _, r, _ in self.rewards if getattr(r, "level", "row") == "batch"}
+        if len(sizes) > 1:
+            raise UsageError(f"batch-level rewards disagree on batch_groups ({sorted(sizes)}); give one value")
+        self.batch_groups = sizes.pop() if sizes else 0
         self.fields: dict[str, Any] = {}
         for _, r, _ in self.rewards:
             self.fields.update(getattr(r, "fields", {"completion": "string"}))
@@ -137,12 +147,12 @@ class Scorer:
                 if group is not None:
                     yield group
 
-    def _reward(self, group: list[Row], stream: RecordStream) -> list[Row]:
+    def _reward(self, group: list[Row], stream: RecordStream, batch_values: dict | None = None) -> list[Row]:
         records = [r[2] for r in group]
         columns = []
         for key, reward, _ in self.rewards:
             try:
-                values = reward(records)
+                values = batch_values[key] if batch_values and key in batch_values else reward(records)
             except ErError as exc:
                 reject_group(stream, group, exc)
                 return []
@@ -170,16 +180,50 @@ class Scorer:
             total *= v ** w if w != 1 else v
         return finite_or_none(total)
 
+    def _score_batch(self, groups: list[list[Row]], stream: RecordStream) -> Iterator[list[Row]]:
+        """Score `groups` together: batch-level rewards see all of them, the others one group at a time."""
+        batch_values: list[dict] = [{} for _ in groups]
+        for key, reward, _ in self.rewards:
+            if getattr(reward, "level", "row") != "batch":
+                continue
+            try:
+                values = reward.score_batch([[r[2] for r in g] for g in groups])
+            except ErError as exc:
+                for g in groups:
+                    reject_group(stream, g, exc)
+                return
+            for slot, v in zip(batch_values, values):
+                slot[key] = v
+        for group, slot in zip(groups, batch_values):
+            scored = self._reward(group, stream, slot)
+            if scored:
+                yield scored
+
+    def _batches(self, groups: Iterable[list[Row]], stream: RecordStream) -> Iterator[list[Row]]:
+        buffer: list[list[Row]] = []
+        for group in groups:
+            buffer.append(group)
+            if len(buffer) >= self.batch_groups:
+                yield from self._score_batch(buffer, stream)
+                buffer = []
+        if buffer:
+            stream.note(f"groups in a last, smaller batch ({len(buffer)} < batch_groups {self.batch_groups})",
+                        len(buffer))
+            yield from self._score_batch(buffer, stream)
+
     # ---- the whole stage -------------------------------------------------------------------------
     def run(self, groups: Iterable[list[Row]], stream: RecordStream) -> Iterator[list[Row]]:
         valid = (g for g in (self._valid(g, stream) for g in groups) if g)
         if self.needs_correct:
             valid = self._verify(valid, stream)
         try:
-            for group in valid:
-                scored = self._reward(group, stream)
-                if scored:
-                    yield scored
+            if self.batch_groups:
+                yield from self._batches(valid, stream)
+            else:
+                for group in valid:
+                    scored = self._reward(group, stream)
+                    if scored:
+                        yield scored
         finally:
             for _, reward, _ in self.rewards:
                 reward.close()
