@@ -11,6 +11,12 @@ from er.registry import Registry
 BUILTIN_MODULES = (
     "er.rewards.correctness",
     "er.rewards.structure",
+    "er.rewards.tldr",
+    "er.rewards.long_short",
+    "er.rewards.format_length",
+    "er.rewards.longwriter",
+    "er.rewards.ruler",
+    "er.rewards.emotion",
 )
 
 REWARDS: Registry = Registry("reward", builtins=BUILTIN_MODULES)

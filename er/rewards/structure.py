@@ -15,8 +15,8 @@ from er.rewards import REWARDS
 from er.rewards.base import Reward
 
 
-def has_boxed(text: str) -> bool:
-    """A `\\boxed{...}` with balanced braces and non-empty content."""
+def boxed_contents(text: str):
+    """The content of every `\\boxed{...}` with balanced braces, in order of its opening."""
     start = text.find("\\boxed{")
     while start != -1:
         depth, i = 0, start + len("\\boxed")
@@ -26,11 +26,14 @@ def has_boxed(text: str) -> bool:
             elif text[j] == "}":
                 depth -= 1
                 if depth == 0:
-                    if text[i + 1 : j].strip():
-                        return True
+                    yield text[i + 1 : j]
                     break
         start = text.find("\\boxed{", start + 1)
-    return False
+
+
+def has_boxed(text: str) -> bool:
+    """A `\\boxed{...}` with balanced braces and non-empty content."""
+    return any(c.strip() for c in boxed_contents(text))
 
 
 @REWARDS.register("format")
