@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,6 +14,7 @@ def run(
     estimator: Annotated[str, typer.Option("--estimator", "-e", help="NAME[:key=val,...] (see --list).")] = "grpo",
     batch_groups: Annotated[int, typer.Option(help="Groups per batch for batch-scope estimators (DLER whitening); match your update batch.")] = 32,
     dynamic_sampling: Annotated[bool, typer.Option("--dynamic-sampling", help="Drop groups whose rewards are all equal (DAPO/DLER), counted per reason.")] = False,
+    normalize_then_sum: Annotated[Optional[str], typer.Option("--normalize-then-sum", help="mean or sum: run the estimator on each component of `rewards` within its group, then average (LongWriter-Zero) or sum (GDPO) the advantages.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the estimators and exit.")] = False,
     output: Output = None,
     format: Format = "jsonl",
@@ -38,7 +39,8 @@ def run(
     from er.groups import iter_groups
 
     with stream("advantage", inputs, output, format, rejects, max_line_bytes, quiet, kind="advantaged") as s:
-        runner = AdvantageRunner(estimator, batch_groups, dynamic_sampling, eager=s.eager_flush)
+        runner = AdvantageRunner(estimator, batch_groups, dynamic_sampling, eager=s.eager_flush,
+                                 normalize_then_sum=normalize_then_sum)
         for records in runner.run(iter_groups(s.records(), s), s):
             s.write_many(records)
             s.end_group()

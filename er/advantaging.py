@@ -45,9 +45,18 @@ def _row_problem(record: dict, needs_tokens: bool) -> str | None:
 
 class AdvantageRunner:
     def __init__(self, spec: str = "grpo", batch_groups: int = 32, dynamic_sampling: bool = False,
-                 eager: bool = False):
+                 eager: bool = False, normalize_then_sum: str | None = None):
         self.spec = spec
         self.estimator = build_estimator(spec)
+        self.row_check = None
+        if normalize_then_sum is not None:  # each `rewards` component normalised, then summed/averaged
+            from er.advantages.multi import NormalizeThenSum, rewards_problem
+
+            try:
+                self.estimator = NormalizeThenSum(self.estimator, normalize_then_sum)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            self.spec, self.row_check = f"normalize-then-{normalize_then_sum}({spec})", rewards_problem
         if batch_groups < 1:
             raise UsageError("--batch-groups must be >= 1")
         self.batch_groups = batch_groups
@@ -60,7 +69,7 @@ class AdvantageRunner:
     def _keep(self, group: list[Row], stream: RecordStream) -> list[Row]:
         good = []
         for row in group:
-            problem = _row_problem(row[2], self.needs_tokens)
+            problem = _row_problem(row[2], self.needs_tokens) or (self.row_check and self.row_check(row[2]))
             if problem:
                 stream.reject(row[0], row[1], problem, row[2])
             else:

@@ -4,8 +4,12 @@ Per row the scorer adds `rewards` ({key: value or null}), `reward` (the combinat
 
 Combination (`--combine`):
 - `sum`: R = sum_k w_k r_k (weights default 1);
-- `product`: R = prod_k r_k^{w_k} — the CaRL rule: a progress term multiplied by soft factors in
-  [0, 1], so any hard failure (a factor 0) zeroes the reward.
+- `product`: R = prod_k r_k^{w_k} — the CaRL rule (arXiv 2504.17838): a progress term multiplied
+  by soft compliance factors in [0, 1], so a factor 0 (CaRL: driving outside the lanes) zeroes that
+  step's progress, and no heterogeneous shaped terms are added. CaRL's HARD infractions are not a
+  factor: they end the episode, forfeiting later progress, plus an additive terminal penalty
+  (-1 for a collision), which a product cannot express; give such rows reward 0 with a factor or
+  add the penalty in a separate `sum` stage. A negative component with a fractional weight is null.
 A null component makes the combined reward null (the row is kept and counted, never scored 0).
 
 Batch-level rewards (`level = "batch"`, e.g. GRPO-lambda's top-lambda selection across prompts)
