@@ -7,6 +7,10 @@ Dynamic sampling (DAPO, used by DLER): a group whose non-null rewards are all eq
 learning signal under group-relative estimators and is dropped, counted per reason
 ("all rewards equal (0.0)", "all rewards null"); `in == out + rejected + dropped` still holds.
 Null rewards get advantage 0 and stay out of the statistics.
+
+An estimator may return a dict of per-row arrays instead of one array: "advantage" (required) plus
+extra fields written onto every row under their keys (a float NaN is written as null), for losses
+that need more than a scalar advantage (DRPO's `drpo_weight` / `drpo_negative`).
 """
 
 from __future__ import annotations
@@ -105,6 +109,10 @@ class AdvantageRunner:
         except ErError as exc:
             row = groups[0][0]
             raise exc.located(row[0], row[1])
+        extra = {}
+        if isinstance(adv, dict):  # {"advantage": ..., "other_field": ...}: extra per-row fields for the loss
+            extra = {k: np.asarray(v) for k, v in adv.items() if k != "advantage"}
+            adv = np.asarray(adv["advantage"], dtype=np.float64)
         nulls = np.isnan(reward)
         if nulls.any():
             stream.note("null rewards given advantage 0", int(nulls.sum()))
@@ -113,6 +121,12 @@ class AdvantageRunner:
         for r, a in zip(records, adv):
             r["advantage"] = a
             r["estimator"] = spec
+        for name, values in extra.items():
+            items = values.tolist()
+            if values.dtype.kind == "f":  # NaN marks "not set for this row": written as null
+                items = [None if v != v else v for v in items]
+            for r, v in zip(records, items):
+                r[name] = v
         return records
 
     def run(self, groups: Iterable[list[Row]], stream: RecordStream) -> Iterator[list[dict]]:
@@ -131,5 +145,5 @@ class AdvantageRunner:
                 chunk, rows = [], 0
         if chunk:
             if self.scope == "batch" and len(chunk) < self.batch_groups:
-                stream.note(f"groups in a last, smaller batch ({len(chunk)} < --batch-groups)", len(chunk))
+                stream.note("groups in a final batch smaller than --batch-groups", len(chunk))
             yield self._compute(chunk, stream)

@@ -30,6 +30,7 @@ DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _ARROW_STREAM, _ARROW_FILE, _PARQUET = b"\xff\xff\xff\xff", b"ARROW1", b"PAR1"
 _BUFFER = 1 << 20
+_RAW_LIMIT = 1 << 16
 
 Row = tuple[str, int, dict]  # (source, line, record); line is 1-based (row index for Arrow/Parquet)
 
@@ -91,6 +92,7 @@ class RecordStream:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         quiet: bool = False,
         arrow_schema: Any = None,
+        adds: tuple[str, ...] = (),
     ):
         if fmt not in ("jsonl", "arrow"):
             raise UsageError(f"--format must be jsonl or arrow, not {fmt!r}")
@@ -106,6 +108,13 @@ class RecordStream:
         self._rejects_path = rejects
         self._rejects: IO[bytes] | None = None
         self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema)
+        # A stage that only ADDS the keys `adds` can write each JSONL row as its input line plus the
+        # new keys, instead of serialising the whole record again (most of the cost of a light stage).
+        self._adds = adds
+        self._raw: dict[int, tuple[dict, bytes, int]] = {}
+        if adds and fmt == "jsonl":
+            self.writer.raw = self._raw
+            self.writer.adds = adds
         self.eager_flush = any(p == "-" or not os.path.isfile(p) for p in self.inputs)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -126,37 +135,65 @@ class RecordStream:
                 yield from self._read_jsonl(f, source)
 
     def _read_jsonl(self, f: IO[bytes], source: str) -> Iterator[Row]:
+        # Blocks are split into lines in C; a line longer than the limit is skipped block by block
+        # and rejected with its size, so memory stays bounded by the limit, whatever the input.
         limit = self.max_line_bytes
-        loads = orjson.loads
+        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        adds, raw = (self._adds if self.writer.raw is not None else ()), self._raw
         lineno = 0
-        readline = f.readline
+        pending = b""
+        skipped = -1  # bytes of an oversized line being skipped, -1 when not skipping
+        read = f.read
         while True:
-            line = readline(limit + 1)
-            if not line:
-                return
-            lineno += 1
-            if len(line) > limit and not line.endswith(b"\n"):
-                size = len(line)
-                while True:  # skip the rest of the oversized line without holding it
-                    chunk = readline(_BUFFER)
-                    size += len(chunk)
-                    if not chunk or chunk.endswith(b"\n"):
-                        break
+            block = read(_BUFFER)
+            if not block:
+                if skipped >= 0:
+                    lineno += 1
+                    self._oversized(source, lineno, skipped + len(pending), limit)
+                    return
+                lines = [pending] if pending else []
+            else:
+                if skipped >= 0:
+                    cut = block.find(b"\n")
+                    if cut < 0:
+                        skipped += len(block)
+                        continue
+                    lineno += 1
+                    self._oversized(source, lineno, skipped + cut, limit)
+                    skipped = -1
+                    block = block[cut + 1:]
+                lines = block.split(b"\n")
+                lines[0] = pending + lines[0]
+                pending = lines.pop()
+                if len(pending) > limit:
+                    skipped, pending = len(pending), b""
+            for line in lines:
+                lineno += 1
+                if len(line) > limit:
+                    self._oversized(source, lineno, len(line), limit)
+                    continue
+                if not line or line.isspace():
+                    continue
                 self.n_in += 1
-                self.reject(source, lineno, f"line of {size} bytes is over --max-line-bytes {limit}", None)
-                continue
-            if line.isspace():
-                continue
-            self.n_in += 1
-            try:
-                record = loads(line)
-            except orjson.JSONDecodeError as exc:
-                self.reject(source, lineno, f"malformed JSON: {exc}", _bad_text(line))
-                continue
-            if type(record) is not dict:
-                self.reject(source, lineno, f"expected a JSON object, got {type(record).__name__}", record)
-                continue
-            yield source, lineno, record
+                try:
+                    record = loads(line)
+                except JSONDecodeError as exc:
+                    self.reject(source, lineno, f"malformed JSON: {exc}", _bad_text(line))
+                    continue
+                if type(record) is not dict:
+                    self.reject(source, lineno, f"expected a JSON object, got {type(record).__name__}", record)
+                    continue
+                if adds and record.keys().isdisjoint(adds):
+                    if len(raw) > _RAW_LIMIT:  # rows that were never written (rejected): forget them
+                        raw.clear()
+                    raw[id(record)] = (record, line, len(record))
+                yield source, lineno, record
+            if not block:
+                return
+
+    def _oversized(self, source: str, lineno: int, size: int, limit: int) -> None:
+        self.n_in += 1
+        self.reject(source, lineno, f"line of {size} bytes is over --max-line-bytes {limit}", None)
 
     def _read_arrow(self, f: IO[bytes], source: str, file_format: bool) -> Iterator[Row]:
         import pyarrow as pa
@@ -278,10 +315,26 @@ class RecordWriter:
         self._arrow_schema = arrow_schema
         self._arrow_writer = None
         self.batch_rows = batch_rows
+        self.raw: dict[int, tuple[dict, bytes, int]] | None = None  # see RecordStream(adds=...)
+        self.adds: tuple[str, ...] = ()
+
+    def _encode(self, record: dict) -> bytes:
+        entry = self.raw.pop(id(record), None) if self.raw is not None else None
+        if entry is not None and entry[0] is record:
+            _, line, n_before = entry
+            extra = {k: record[k] for k in self.adds if k in record}
+            if len(record) == n_before + len(extra):  # nothing but the declared keys was added
+                head = line.rstrip()
+                if head[-1:] == b"}":
+                    if not extra:
+                        return head + b"\n"
+                    tail = orjson.dumps(extra, option=orjson.OPT_SERIALIZE_NUMPY)
+                    return b"".join((head[:-1], b"," if n_before else b"", tail[1:], b"\n"))
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
 
     def write(self, record: dict) -> None:
         if self.fmt == "jsonl":
-            data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+            data = self._encode(record)
             self._buffer.append(data)
             self._buffered += len(data)
             if self._buffered >= _BUFFER:
@@ -293,8 +346,8 @@ class RecordWriter:
 
     def write_many(self, records: list[dict]) -> None:
         if self.fmt == "jsonl":
-            dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
-            data = b"".join([dumps(r, option=opt) for r in records])
+            encode = self._encode
+            data = b"".join([encode(r) for r in records])
             self._buffer.append(data)
             self._buffered += len(data)
             if self._buffered >= _BUFFER:
@@ -391,3 +444,14 @@ def write_records(records: Iterable[dict], output: str | None = None, fmt: str =
         raise
     writer.close(ok=True)
     return n
+
+
+def write_text(text: str, output: str | None = None) -> None:
+    """Plain text (a Markdown report) to stdout or to a file renamed into place on success."""
+    writer = RecordWriter(output, "jsonl")
+    try:
+        writer._out.write(text.encode("utf-8"))
+    except BaseException:
+        writer.close(ok=False)
+        raise
+    writer.close(ok=True)

