@@ -20,3 +20,13 @@ BUILTIN_MODULES = (
 )
 
 REWARDS: Registry = Registry("reward", builtins=BUILTIN_MODULES)
+
+def trl_reward(name: str, **params):
+    """`er` reward `name` as a TRL GRPOTrainer reward function (picklable); see `er.rewards.trl`.
+
+    Extra keywords besides the reward's parameters: num_generations, max_completion_length,
+    eos_token_id, timeout (seconds per answer check).
+    """
+    from er.rewards.trl import TrlReward
+
+    return TrlReward(name, **params)
