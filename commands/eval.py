@@ -1,0 +1,74 @@
+"""er eval: accuracy, pass@k, length and length-control reports over scored records."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from er.commands._common import Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
+
+
+def run(
+    inputs: Inputs = None,
+    metric: Annotated[str, typer.Option("--metric", help="reasoning (accuracy/pass@k/length), ruler (PM/FM), lc-winrate (Length-Controlled AlpacaEval), emotion (AffectGPT wheel), leval, lcfo (reconstructed).")] = "reasoning",
+    by: Annotated[Optional[list[str]], typer.Option("--by", help="Also group by these record fields (repeatable or comma list; dotted paths reach into objects), e.g. level, budget, difficulty.")] = None,
+    reward: Annotated[Optional[list[str]], typer.Option("--reward", "-r", help="Score rows that have no `correct` inline with this reward (as `er score --reward`).")] = None,
+    workers: Annotated[int, typer.Option(help="Processes verifying answers with --reward (0 = in this process).")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds per row for answer checking with --reward.")] = 10.0,
+    k: Annotated[Optional[list[str]], typer.Option("--k", help="pass@k for these k (default: 1, powers of two, and n).")] = None,
+    maj: Annotated[Optional[list[str]], typer.Option("--maj", help="maj@k (majority vote) for these k; extracts every completion's answer.")] = None,
+    extract: Annotated[Optional[str], typer.Option("--extract", help="Answer extractor for maj@k: auto (math-verify if installed, else boxed), math-verify, boxed, letter.")] = None,
+    budgets: Annotated[Optional[list[str]], typer.Option("--budgets", help="Token budgets b for accuracy_at_b: correct AND completion_tokens <= b (e.g. 1024,2k,4k).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare runs: each input file (or model) against the baseline: relative length change, accuracy delta, AES.")] = False,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The baseline model name or file for --compare (default: the first).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n.")] = None,
+    gamed: Annotated[Optional[list[str]], typer.Option("--gamed", help="lc-winrate: generator_2 names of length-gamed baseline variants (regularise-to-baseline).")] = None,
+    lc_lambda: Annotated[float, typer.Option("--lc-lambda", help="lc-winrate: total weight of the gamed-baseline rows.")] = 0.2,
+    emotion_tables: Annotated[str, typer.Option("--emotion-tables", help="emotion: directory with emotion_{wheels,synonyms,forms}.json (default: the shipped toy tables).")] = "",
+    emotion_level: Annotated[str, typer.Option("--emotion-level", help="emotion: level1 or level2 wheel clusters.")] = "level1",
+    span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
+    band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG: accuracy vs tokens with the Pareto front, length histograms, accuracy vs budget.")] = None,
+    output: Output = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
+    rejects: Rejects = None,
+    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Evaluate scored records: one report record per (model, dataset[, --by fields]).
+
+    Reasoning metrics: accuracy, pass@k (unbiased), maj@k, mean/median/p90 tokens (also by correct and
+    incorrect), truncation rate, tokens per correct answer, accuracy per 1k tokens, accuracy under token
+    budgets, null and timeout counts, the verifier. Rates are fractions in [0, 1]. `--compare` adds the
+    papers' headline ("-47.3% length, +1.48 accuracy") and O1-Pruner's AES against --baseline.
+    Length-control metrics with --metric: ruler, lc-winrate, emotion, leval, lcfo (reconstructed).
+    """
+    from er.errors import UsageError
+    from er.evaluation.run import EvalOptions, Evaluation, parse_ints, summary
+    from er.io import log
+
+    if format not in ("jsonl", "arrow", "md"):
+        raise UsageError(f"--format must be jsonl, arrow or md, not {format!r}")
+    options = EvalOptions(metric=metric, by=list(by or []), budgets=parse_ints(budgets, "--budgets"),
+                          ks=parse_ints(k, "--k") or None, maj=parse_ints(maj, "--maj"), extract=extract,
+                          compare=compare, baseline=baseline, preset=preset, rewards=list(reward or []),
+                          workers=workers, timeout=timeout, gamed=list(gamed or []), lc_lambda=lc_lambda,
+                          emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band)
+    evaluation = Evaluation(options, n_inputs=len(inputs or []))
+    md = format == "md"
+    with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
+                quiet=True, kind="report") as s:
+        reports = evaluation.run(s)
+        if md:
+            from er.evaluation.render import markdown
+            from er.io import write_text
+
+            write_text(markdown(reports, evaluation.keys.by), output)
+        else:
+            s.write_many(reports)
+        if plot:
+            evaluation.plot(plot, reports)
+    if not quiet:
+        log(summary(s, evaluation.evaluated, len(reports)))

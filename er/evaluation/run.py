@@ -1,0 +1,154 @@
+"""The whole `er eval` stage: rows of a RecordStream -> report records (and, for plots, per-group arrays).
+
+Every input row is either evaluated, rejected (bad data; `--rejects` keeps going) or dropped on purpose
+with a counted reason, so `in == evaluated + rejected + dropped` holds; the report records are the
+output. With `--reward`, rows without `correct` are scored inline by er.scoring.Scorer (whole groups,
+verified in a process pool); the verifier's timeouts are then counted per report.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from er.errors import ErError, UsageError
+from er.evaluation import METRICS
+from er.evaluation.report import Keys, compare
+from er.io import RecordStream
+
+TIMEOUT_NOTE = "null correct (timeout)"
+
+
+@dataclass
+class EvalOptions:
+    metric: str = "reasoning"
+    by: list[str] = field(default_factory=list)
+    budgets: list[int] = field(default_factory=list)
+    ks: list[int] | None = None
+    maj: list[int] = field(default_factory=list)
+    extract: str | None = None
+    compare: bool = False
+    baseline: str | None = None
+    preset: str | None = None
+    rewards: list[str] = field(default_factory=list)
+    workers: int = 0
+    timeout: float = 10.0
+    gamed: list[str] = field(default_factory=list)
+    lc_lambda: float = 0.2
+    emotion_tables: str = ""
+    emotion_level: str = "level1"
+    span: str = "all"
+    band: float = 0.2
+
+
+def parse_ints(values: list[str] | None, flag: str) -> list[int]:
+    """`--budgets 1024,2048 --budgets 4096` -> [1024, 2048, 4096]; `4k` means 4096."""
+    out = []
+    for v in values or []:
+        for item in filter(None, (x.strip() for x in v.split(","))):
+            scale = 1024 if item.lower().endswith("k") else 1
+            try:
+                out.append(int(item[:-1] if scale > 1 else item) * scale)
+            except ValueError:
+                raise UsageError(f"{flag}: {item!r} is not an integer") from None
+    return out
+
+
+class Evaluation:
+    def __init__(self, options: EvalOptions, n_inputs: int):
+        self.o = options
+        if options.metric not in METRICS:
+            raise UsageError(f"--metric must be one of {', '.join(METRICS)}, not {options.metric!r}")
+        if options.baseline is not None and not options.compare:
+            options.compare = True
+        self.preset = None
+        if options.preset is not None:
+            from er.data.presets import get_preset
+
+            self.preset = get_preset(options.preset)
+        by = []
+        for b in options.by:
+            by += [x.strip() for x in b.split(",") if x.strip()]
+        self.keys = Keys(by, default_dataset=self.preset.name if self.preset else None,
+                         run_by_file=options.compare and n_inputs > 1)
+        self.scorer = None
+        module, cls = METRICS[options.metric]
+        klass = getattr(importlib.import_module(module), cls)
+        if options.metric == "reasoning":
+            extract = options.extract or ("letter" if self.preset and self.preset.answer_format == "choice" else "auto")
+            if options.rewards:
+                from er.scoring import Scorer
+
+                self.scorer = Scorer(list(options.rewards), workers=options.workers, timeout=options.timeout)
+            self.report = klass(self.keys, budgets=options.budgets, ks=options.ks, maj=options.maj, extract=extract,
+                                verifier=", ".join(options.rewards) or None,
+                                recommended_n=self.preset.recommended_n if self.preset else None)
+        else:
+            if options.rewards or options.maj or options.ks or options.budgets:
+                raise UsageError(f"--reward, --k, --maj and --budgets belong to --metric reasoning, not {options.metric}")
+            kwargs: dict[str, Any] = {}
+            if options.metric == "lc-winrate":
+                kwargs = {"gamed": tuple(options.gamed), "lam": options.lc_lambda}
+            elif options.metric == "emotion":
+                kwargs = {"tables": options.emotion_tables, "level": options.emotion_level}
+            elif options.metric == "ruler":
+                kwargs = {"span": options.span}
+            elif options.metric == "lcfo":
+                kwargs = {"band": options.band}
+            self.report = klass(self.keys, **kwargs)
+
+    def run(self, stream: RecordStream) -> list[dict]:
+        add = self.report.add
+        evaluated = 0
+        if self.scorer is not None:
+            from er.groups import iter_groups
+
+            seen = stream.notes[TIMEOUT_NOTE]
+            for group in self.scorer.run(iter_groups(stream.records(), stream), stream):
+                key = None
+                for row in group:
+                    try:
+                        key = add(row[0], row[2])
+                        evaluated += 1
+                    except ErError as exc:
+                        stream.reject_error(row, exc)
+                now = stream.notes[TIMEOUT_NOTE]
+                if key is not None:
+                    self.report.add_timeouts(key, now - seen)
+                seen = now
+        else:
+            drop = stream.drop
+            for row in stream.records():
+                try:
+                    reason = add(row[0], row[2])
+                except ErError as exc:
+                    stream.reject_error(row, exc)
+                    continue
+                if type(reason) is str:
+                    drop(reason)
+                else:
+                    evaluated += 1
+        self.evaluated = evaluated
+        reports = self.report.reports()
+        if self.preset is not None:
+            low = [r for r in reports if (r.get("samples_per_problem") or 0) < self.preset.recommended_n]
+            if low:
+                stream.note(f"report(s) below {self.preset.name}'s recommended n={self.preset.recommended_n}", len(low))
+        if self.o.compare:
+            reports = compare(reports, self.keys, self.o.baseline)
+        return reports
+
+    def plot(self, path: str, reports: list[dict]) -> None:
+        if self.o.metric != "reasoning":
+            raise UsageError("--plot draws accuracy/length plots: it needs --metric reasoning")
+        from er.evaluation.plot import write_plot
+
+        write_plot(path, reports, self.report.arrays(), self.o.budgets or None, self.keys.by)
+
+
+def summary(stream: RecordStream, evaluated: int, n_reports: int) -> str:
+    """The stream's summary with rows counted as evaluated (the output is report records, not rows)."""
+    head = f"{stream.n_in} in, {stream.n_out} out, {stream.n_rejected} rejected"
+    mine = f"{stream.n_in} in, {evaluated} evaluated, {stream.n_rejected} rejected"
+    return stream.summary().replace(head, mine, 1) + f"; {n_reports} report record(s)"
