@@ -143,7 +143,7 @@ class RecordStream:
         lineno = 0
         pending = b""
         skipped = -1  # bytes of an oversized line being skipped, -1 when not skipping
-        read = f.read
+        read = getattr(f, "read1", f.read)  # returns what a pipe has now: a slow producer is not stalled until 1 MiB
         while True:
             block = read(_BUFFER)
             if not block:

@@ -7,6 +7,8 @@ from er.registry import Registry
 BUILTIN_MODULES = (
     "er.advantages.group",
     "er.advantages.batch",
+    "er.advantages.drpo",
+    "er.advantages.hbpo",
 )
 
 ESTIMATORS: Registry = Registry("estimator", builtins=BUILTIN_MODULES)

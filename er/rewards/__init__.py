@@ -17,6 +17,12 @@ BUILTIN_MODULES = (
     "er.rewards.longwriter",
     "er.rewards.ruler",
     "er.rewards.emotion",
+    "er.rewards.dler",
+    "er.rewards.grpo_lambda",
+    "er.rewards.hapo",
+    "er.rewards.hbpo",
+    "er.rewards.crf",
+    "er.rewards.baselines",
 )
 
 REWARDS: Registry = Registry("reward", builtins=BUILTIN_MODULES)

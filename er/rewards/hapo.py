@@ -1,0 +1,197 @@
+"""`hapo`: History-Aware Policy Optimization (Huang, Zhang, Cardie; arXiv 2505.11225; code HCY123902/HAPO).
+
+Per problem q (the record's `id`) a history h_q is kept: the minimum length of all correct responses
+seen for q so far (`mode=min`, default) or their count-weighted running mean (`mode=mean`); null at
+first. Lengths are `completion_tokens`.
+
+Cosine length reward (`type_lr=cosine`, default; code `utils.py`):
+
+    u = cos(pi/2 * l / h_q) if l < 2 h_q else -1
+    r_len = 0 if h_q is null;  max(floor, u) if correct (floor = -0.7);  min(0, u) if wrong
+
+Linear variant (`type_lr=linear`, tolerance tau = 0.1):
+    correct: 1 - l/h if l < h; 0 if l < (1+tau) h; else max(floor, -(l - (1+tau) h) / h)
+    wrong:   0 if l < (1+tau) h; else max(-1, -(l - (1+tau) h) / h)
+
+Combined (code `grpo_trainer.py`): R = 1[c] + w * r_len + r_rep, w = 1 (must lie in [0, 1], so any
+correct row beats any wrong one). r_rep is the optional n-gram repetition penalty, off by default
+(`rep_penalty=0`, n = 3); here it is -rep_penalty * (1 - distinct n-grams / n-grams) over whitespace
+words of the completion (the code's tokenisation is not reproduced: a departure).
+
+History update (after the group's rewards are computed with the old h_q):
+    min:  h_q <- min(h_q, min{l_i : c_i = 1})           (null = +inf)
+    mean: h_q <- n_new/(n_old+n_new) * mean_new + n_old/(n_old+n_new) * h_q;  n_old += n_new
+No correct row -> no update. Rows with a null verdict get a null reward and do not update.
+
+State file (`er score --reward hapo --state FILE`): JSONL, one line per problem
+`{"id": ..., "h": number or null, "n": count of correct lengths seen}`, loaded at start (missing file
+= empty history), rewritten atomically (temp file in the same directory, fsync, os.replace) after
+every `save_every` groups (default 1) and at the end of the stream, so a crash between groups
+leaves the last complete state and a restart continues from it. Without --state the history lives
+only for the one stream. One process per state file (nothing locks it).
+
+Departures from the code: the code updates h after each training step (batch of prompts) and
+gathers per-rank tables by elementwise min; here the update is applied after each group, so a
+problem that appears in two groups of the same step sees its first group's update (identical when
+each problem appears once per step, the code's setup). The code's 100000 sentinel is stored as null.
+Validation-set entries are not kept separately.
+
+Worked (spec §3e, h = 1200, w = 1): l = [900, 1500, 2600, 700], c = [1, 1, 1, 0] ->
+r_len = [0.3827, -0.3827, -0.7, 0], R = [1.3827, 0.6173, 0.3, 0]; then h = 900.
+Linear: r_len = [0.25, -0.15, -0.7, 0]. First encounter: R = [1, 1, 1, 0], h becomes 900.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any
+
+from er.errors import ErError
+from er.rewards import REWARDS
+from er.rewards.base import Reward, tokens
+from er.rewards.baselines import finished_correct
+from er.rewards.dler import LENGTH_FIELDS
+
+
+def repetition(text: str, n: int) -> float:
+    """1 - distinct/total word n-grams (0 for text shorter than n words)."""
+    words = text.split()
+    if len(words) < n:
+        return 0.0
+    grams = list(zip(*(words[i:] for i in range(n))))
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+@REWARDS.register("hapo")
+class Hapo(Reward):
+    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE)."""
+
+    needs_correct = True
+    fields = {**LENGTH_FIELDS, "id": ("string", "integer")}
+    provenance = "code"
+
+    def __init__(self, w: float = 1.0, type_lr: str = "cosine", mode: str = "min", tolerance: float = 0.1,
+                 floor: float = -0.7, rep_penalty: float = 0.0, rep_ngram: int = 3, save_every: int = 1):
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"w must be in [0, 1], not {w}")
+        if type_lr not in ("cosine", "linear"):
+            raise ValueError(f"type_lr must be cosine or linear, not {type_lr!r}")
+        if mode not in ("min", "mean"):
+            raise ValueError(f"mode must be min or mean, not {mode!r}")
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, not {tolerance}")
+        if not -1.0 <= floor <= 0.0:
+            raise ValueError(f"floor must be in [-1, 0], not {floor}")
+        if rep_penalty < 0:
+            raise ValueError(f"rep_penalty must be >= 0, not {rep_penalty}")
+        if rep_ngram < 1:
+            raise ValueError(f"rep_ngram must be >= 1, not {rep_ngram}")
+        if save_every < 1:
+            raise ValueError(f"save_every must be >= 1, not {save_every}")
+        self.w, self.type_lr, self.mode, self.tolerance, self.floor = w, type_lr, mode, tolerance, floor
+        self.rep_penalty, self.rep_ngram, self.save_every = rep_penalty, rep_ngram, save_every
+        self.history: dict[Any, list] = {}  # id -> [h or None, n]
+        self.path: str | None = None
+        self._unsaved = 0
+
+    # ---- the reward ------------------------------------------------------------------------------
+    def length_reward(self, h: float | None, n: int, correct: bool) -> float:
+        if h is None:
+            return 0.0
+        if self.type_lr == "cosine":
+            u = math.cos(math.pi / 2 * n / h) if n < 2 * h else -1.0
+            return max(self.floor, u) if correct else min(0.0, u)
+        edge = (1.0 + self.tolerance) * h
+        if correct:
+            if n < h:
+                return 1.0 - n / h
+            return 0.0 if n < edge else max(self.floor, -(n - edge) / h)
+        return 0.0 if n < edge else max(-1.0, -(n - edge) / h)
+
+    def __call__(self, group: list[dict]) -> list[float | None]:
+        out: list[float | None] = []
+        new: dict[Any, list[int]] = {}
+        for r in group:
+            c = finished_correct(r)
+            if c is None:
+                out.append(None)
+                continue
+            n = tokens(r)
+            h = self.history.get(r["id"], [None, 0])[0]
+            value = float(c) + self.w * self.length_reward(h, n, c)
+            if self.rep_penalty:
+                value -= self.rep_penalty * repetition(r["completion"], self.rep_ngram)
+            out.append(value)
+            if c:
+                new.setdefault(r["id"], []).append(n)
+        for key, lengths in new.items():
+            self.update(key, lengths)
+        if new:
+            self._unsaved += 1
+            if self.path is not None and self._unsaved >= self.save_every:
+                self.save()
+        return out
+
+    def update(self, key: Any, lengths: list[int]) -> None:
+        h, n_old = self.history.get(key, [None, 0])
+        n_new = len(lengths)
+        if self.mode == "min":
+            h = min(lengths) if h is None else min(h, min(lengths))
+        else:
+            mean_new = sum(lengths) / n_new
+            h = mean_new if h is None else (n_new * mean_new + n_old * h) / (n_old + n_new)
+        self.history[key] = [h, n_old + n_new]
+
+    # ---- state -----------------------------------------------------------------------------------
+    def use_state(self, path: str) -> None:
+        """Load the history from `path` (JSONL; a missing file is an empty history) and save there."""
+        import orjson
+
+        self.path = path
+        self.history = {}
+        if not os.path.exists(path):
+            return
+        with open(path, "rb") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entry = orjson.loads(line)
+                    key, h, n = entry["id"], entry["h"], entry.get("n", 0)
+                    if not isinstance(key, (str, int)) or isinstance(key, bool):
+                        raise ValueError("id")
+                    if h is not None and (not isinstance(h, (int, float)) or isinstance(h, bool) or h <= 0):
+                        raise ValueError("h")
+                    if not isinstance(n, int) or n < 0:
+                        raise ValueError("n")
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                    raise ErError(f"bad HAPO state entry ({exc}); expected "
+                                  '{"id": ..., "h": number or null, "n": count}', path, line_no) from None
+                self.history[key] = [h, n]
+
+    def save(self) -> None:
+        """Write the whole history atomically: temp file beside it, fsync, os.replace."""
+        import orjson
+
+        if self.path is None:
+            return
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=".hapo-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for key, (h, n) in self.history.items():
+                    f.write(orjson.dumps({"id": key, "h": h, "n": n}, option=orjson.OPT_APPEND_NEWLINE))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._unsaved = 0
+
+    def close(self) -> None:
+        if self._unsaved:
+            self.save()
