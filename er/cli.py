@@ -64,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from er.errors import ErError, PipeClosed
 
+    import signal
+
+    # SIGTERM (a scheduler, `kill`, the end of a pipe) unwinds like Ctrl-C, so that worker pools
+    # and temporary files are cleaned up; the exit status is the conventional 128 + signal.
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        pass
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if debug:
@@ -93,11 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     except KeyboardInterrupt:
         code = 130
+    except _Terminated:
+        code = 143
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_stdout()
     return code
+
+
+class _Terminated(BaseException):
+    pass
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated()
 
 
 def _quiet_stdout() -> None:

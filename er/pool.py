@@ -29,11 +29,25 @@ class Failure:
     reason: str
 
 
-def _worker_main(conn: Connection, fn: Callable[[Any], Iterable[Any]]) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies, even mid-row (no orphans, ever)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends an idle worker
+        pass
+
+
+def _worker_main(conn: Connection, fn: Callable[[Any], Iterable[Any]], parent: int) -> None:
     # The parent owns the terminal: a Ctrl-C goes to the whole process group, and the parent decides.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        return
     while True:
         try:
             message = conn.recv()
@@ -53,7 +67,7 @@ _DONE = "__er_pool_done__"
 class _Worker:
     def __init__(self, ctx, fn):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, fn), daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, fn, os.getpid()), daemon=True)
         self.process.start()
         child.close()
         self.task: list | None = None  # [task_id, payload, results so far, len(results) at dispatch]
