@@ -62,7 +62,7 @@ def _command_name(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from typer.exceptions import TyperException
 
-    from er.errors import ErError, PipeClosed
+    from er.errors import ErError, OutputError, PipeClosed
 
     import signal
 
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{prefix}: {exc}", file=sys.stderr)
         code = exc.exit_code
+        if isinstance(exc, OutputError):
+            _quiet_stdout()
     except (BrokenPipeError, PipeClosed):
         _quiet_stdout()
         code = 0

@@ -54,3 +54,7 @@ class PipeClosed(Exception):
     """The reader of our stdout went away (`| head`): stop quietly with status 0.
 
     Deliberately not an OSError, so that no framework layer turns it into a failure."""
+
+
+class OutputError(ErError):
+    """The output cannot be written (disk full, I/O error): exit 1, nothing more is written."""

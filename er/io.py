@@ -24,7 +24,7 @@ from typing import IO, Any, Iterable, Iterator
 
 import orjson
 
-from er.errors import ErError, PipeClosed, UsageError
+from er.errors import ErError, OutputError, PipeClosed, UsageError
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
@@ -365,6 +365,8 @@ class RecordWriter:
             self._flush()
         except BrokenPipeError:
             raise PipeClosed() from None
+        except OSError as exc:
+            raise OutputError(f"cannot write: {exc.strerror or exc}", self.output or "<stdout>") from None
 
     def _flush(self) -> None:
         if self.fmt == "jsonl":
