@@ -1,0 +1,110 @@
+"""Micro-batches: length-sorted, padding-aware packing of a step's sequences under a token budget.
+
+`plan_micro_batches` sorts units (single sequences, or whole groups for DRPO, whose log-sum-exp couples
+a group's sequences) by length, longest first, and fills each micro-batch while its padded size
+(rows x longest row) stays within `--max-tokens-per-micro-batch`; a unit larger than the budget gets
+a micro-batch of its own. Because neighbours in the sorted order have similar lengths, padding stays
+small; `padding_frac` = padded-away positions / positions computed, over the step.
+
+`collate` right-pads one micro-batch and returns flat indices of the positions whose logits predict a
+completion token, so the LM head and the losses run on completion tokens only (packed 1-D tensors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from er.train.data import Example
+
+
+def plan_micro_batches(lengths: list[int], budget: int, units: list[list[int]] | None = None) -> list[list[int]]:
+    """Lists of example indices, one per micro-batch (see module doc)."""
+    if units is None:
+        units = [[i] for i in range(len(lengths))]
+    order = sorted(range(len(units)), key=lambda u: (-max(lengths[i] for i in units[u]), u))
+    plans: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for u in order:
+        unit = units[u]
+        w = max(lengths[i] for i in unit)
+        new_width = max(width, w)
+        if current and (len(current) + len(unit)) * new_width > budget:
+            plans.append(current)
+            current, new_width = [], w
+        current = current + list(unit)
+        width = new_width
+    if current:
+        plans.append(current)
+    return plans
+
+
+def padding_fraction(lengths: list[int], plans: list[list[int]]) -> float:
+    real = sum(lengths)
+    padded = sum(len(p) * max(lengths[i] for i in p) for p in plans)
+    return 0.0 if padded == 0 else 1.0 - real / padded
+
+
+@dataclass
+class MicroBatch:
+    input_ids: torch.Tensor  # [b, L]
+    attention_mask: torch.Tensor  # [b, L]
+    rows: torch.Tensor  # [n] row of each predicting position
+    cols: torch.Tensor  # [n] column of each predicting position
+    labels: torch.Tensor  # [n] the completion token predicted there
+    seq: torch.Tensor  # [n] local sequence index of each token
+    seq_len: torch.Tensor  # [n] completion-token count of the token's sequence
+    temps: torch.Tensor  # [n] sampling temperature of the token's sequence
+    adv: torch.Tensor  # [n]
+    behaviour: torch.Tensor  # [n] behaviour log-prob, NaN where the record had none
+    index: list[int]  # global example index of each local sequence
+    n_tokens: int  # completion tokens (loss positions)
+    dummy: bool = False  # a stand-in that keeps ranks in step; its loss is multiplied by 0
+
+
+def loss_positions(ex: Example) -> tuple[int, int]:
+    """(first, last+1) logits positions predicting completion tokens; a prompt-less sequence (a
+    Dataset-Decomposition chunk) cannot predict its first token."""
+    start = max(ex.prompt_len, 1) - 1
+    return start, len(ex.ids) - 1
+
+
+def collate(examples: list[Example], index: list[int], pad_id: int, device: torch.device) -> MicroBatch:
+    exs = [examples[i] for i in index]
+    width = max(len(e.ids) for e in exs)
+    ids = torch.full((len(exs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(exs), width), dtype=torch.long)
+    rows, cols, labels, seq, seq_len, temps, adv, beh = [], [], [], [], [], [], [], []
+    for r, e in enumerate(exs):
+        n = len(e.ids)
+        ids[r, :n] = torch.tensor(e.ids, dtype=torch.long)
+        mask[r, :n] = 1
+        a, b = loss_positions(e)
+        k = max(b - a, 0)
+        rows.extend([r] * k)
+        cols.extend(range(a, b))
+        labels.extend(e.ids[a + 1:b + 1])
+        seq.extend([r] * k)
+        seq_len.extend([k] * k)
+        temps.extend([e.temperature] * k)
+        adv.extend([e.advantage] * k)
+        if e.logprobs is not None:
+            lp = e.logprobs[len(e.logprobs) - k:] if k < len(e.logprobs) else e.logprobs
+            beh.extend(lp)
+        else:
+            beh.extend([float("nan")] * k)
+    f32 = torch.float32
+    return MicroBatch(
+        input_ids=ids.to(device), attention_mask=mask.to(device),
+        rows=torch.tensor(rows, dtype=torch.long, device=device),
+        cols=torch.tensor(cols, dtype=torch.long, device=device),
+        labels=torch.tensor(labels, dtype=torch.long, device=device),
+        seq=torch.tensor(seq, dtype=torch.long, device=device),
+        seq_len=torch.tensor(seq_len, dtype=torch.long, device=device),
+        temps=torch.tensor(temps, dtype=f32, device=device),
+        adv=torch.tensor(adv, dtype=f32, device=device),
+        behaviour=torch.tensor(beh, dtype=f32, device=device),
+        index=list(index), n_tokens=len(labels),
+    )

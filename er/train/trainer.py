@@ -1,0 +1,527 @@
+"""The update step of `er update`: model, optimizer, micro-batched losses, checkpoints, distribution.
+
+One *step* is one batch read from the stream (`--batch-size` samples in whole groups, or one
+Dataset-Decomposition batch). A step runs `--ppo-epochs` optimizer updates over the same batch (PPO
+epochs; 1 by default as in DLER/DRPO); the learning rate follows linear warm-up over `--warmup` steps,
+then stays constant (verl's default). AdamW (betas 0.9/0.999, eps 1e-8) with `--weight-decay`, gradient
+norm clipping at `--grad-clip`. Float32 weights; on GPU the forward runs under bf16 autocast, log-probs
+in float32; on CPU everything is float32.
+
+Old log-probs for the ratio: the record's behaviour `logprobs` when present (a streaming sampler's lag is
+corrected by the ratio itself; `--is-cap` truncates the importance weight), else the log-probs at the
+start of the step: with one PPO epoch they equal the current ones (`logp.detach()`, no extra pass, as
+in TRL), with more they are recomputed once before the first update.
+
+Distributed (torchrun): rank 0 reads the stream and broadcasts each step (`broadcast_object_list`);
+micro-batches are dealt round-robin to ranks (padded with zero-weight stand-ins so that every rank runs
+the same number of forward/backward passes); the loss of every rank is normalised by the step's global
+token/sequence counts and multiplied by the world size, so DDP's gradient averaging yields exactly the
+single-process gradient. `--fsdp` shards with FSDP2 (`fully_shard` per decoder layer + root) instead of
+DDP; only rank 0 writes checkpoints and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from er.errors import ErError, UsageError
+from er.io import log
+from er.train import checkpoint as ckpt
+from er.train import losses as L
+from er.train.batching import MicroBatch, collate, padding_fraction, plan_micro_batches
+from er.train.data import StepBatch
+
+LOSSES = ("grpo", "drpo", "sft")
+
+
+@dataclass
+class UpdateConfig:
+    loss: str = "grpo"
+    lr: float = 1e-6
+    warmup: int = 0
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    batch_size: int = 64
+    max_tokens_per_micro_batch: int = 16384
+    ppo_epochs: int = 1
+    seed: int = 0
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    dual_clip: float | None = None
+    is_cap: float | None = None
+    agg: str = "token-mean"
+    norm_length: int | None = None
+    kl_coef: float = 0.0
+    kl: str = "k3"
+    ref_model: str | None = None
+    entropy_coef: float = 0.0
+    drpo_tau: float = 10.0
+    drpo_beta: float = 1e3
+    drpo_delta: float = 1e-4
+    mode_switch_coef: float = 0.0
+    mode_tokens: tuple[str, str] | None = None
+    mode_switch_form: str = "ce"
+    mode_switch_margin: float = 1.0
+    temperature: float | None = None
+    save_every: int = 0
+    fsdp: bool = False
+    device: str | None = None
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.agg not in L.AGGS:
+            raise UsageError(f"--agg must be one of {', '.join(L.AGGS)}, not {self.agg!r}")
+        if self.kl not in L.KLS:
+            raise UsageError(f"--kl must be one of {', '.join(L.KLS)}, not {self.kl!r}")
+        if self.lr <= 0 or self.batch_size < 1 or self.ppo_epochs < 1 or self.max_tokens_per_micro_batch < 1:
+            raise UsageError("--lr, --batch-size, --ppo-epochs and --max-tokens-per-micro-batch must be positive")
+        if not (0 <= self.clip_low < 1) or self.clip_high < 0:
+            raise UsageError("--clip-low must be in [0, 1) and --clip-high >= 0")
+        if self.dual_clip is not None and self.dual_clip <= 1:
+            raise UsageError("--dual-clip must be > 1 (verl uses 3..10)")
+        if self.is_cap is not None and self.is_cap <= 0:
+            raise UsageError("--is-cap must be > 0")
+        if self.kl_coef < 0 or self.entropy_coef < 0 or self.mode_switch_coef < 0:
+            raise UsageError("--kl-coef, --entropy-coef and --mode-switch-coef must be >= 0")
+        if self.mode_switch_coef > 0 and not self.mode_tokens:
+            raise UsageError("--mode-switch-coef needs --mode-tokens LONG,SHORT (the first tokens of each mode)")
+        if self.mode_switch_form not in ("ce", "hinge"):
+            raise UsageError("--mode-switch-form must be ce or hinge")
+        if self.norm_length is not None and self.norm_length < 1:
+            raise UsageError("--norm-length must be >= 1")
+
+
+def lr_at(cfg: UpdateConfig, step: int) -> float:
+    """Learning rate of (0-based) step `step`: linear warm-up over `warmup` steps, then constant."""
+    if cfg.warmup > 0 and step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return cfg.lr
+
+
+class _Policy(torch.nn.Module):
+    """Runs the decoder, then the LM head only at the positions that predict completion tokens."""
+
+    def __init__(self, lm: Any):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids, attention_mask, rows, cols, temps=None):
+        base = getattr(self.lm, self.lm.base_model_prefix)
+        hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        logits = self.lm.get_output_embeddings()(hidden[rows, cols]).float()
+        if temps is not None:
+            logits = logits / temps.unsqueeze(-1)
+        return logits
+
+
+def _oom(exc: BaseException, budget: int) -> ErError:
+    return ErError(f"out of memory in the update step ({str(exc).splitlines()[0][:120]}); lower "
+                   f"--max-tokens-per-micro-batch (now {budget}) or --batch-size")
+
+
+class Trainer:
+    def __init__(self, model_path: str, out_dir: str, cfg: UpdateConfig, resume: bool = False):
+        cfg.check()
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if cfg.device:
+            self.device = torch.device(cfg.device)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda", self.local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.distributed = self.world > 1
+        if self.distributed and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+        self.autocast = self.device.type == "cuda"
+        self.step = 0
+        self.samples_seen = 0
+        self.tokens_seen = 0
+        self._set_seed(cfg.seed)
+
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        if not sys.stderr.isatty():
+            hf_logging.disable_progress_bar()  # progress bars only on a terminal (DESIGN.md)
+
+        self.resumed_from = None
+        load_path = model_path
+        if resume:
+            found = ckpt.latest_checkpoint(out_dir)
+            if found is not None:
+                load_path = self.resumed_from = found
+        self.model_path = model_path
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(load_path)
+            lm = AutoModelForCausalLM.from_pretrained(load_path, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"-m {load_path}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
+        lm.to(self.device)
+        lm.train()
+        lm.config.use_cache = False
+        self.lm = lm
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.vocab_size = int(lm.get_input_embeddings().weight.shape[0])
+        self.max_positions = getattr(lm.config, "max_position_embeddings", None)
+        self.policy = _Policy(lm)
+        self.ref = None
+        if cfg.kl_coef > 0:
+            ref_path = cfg.ref_model or model_path
+            ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).to(self.device)
+            ref_lm.eval()
+            for p in ref_lm.parameters():
+                p.requires_grad_(False)
+            self.ref = _Policy(ref_lm)
+        self.mode_ids = None
+        if cfg.mode_switch_coef > 0:
+            ids = []
+            for t in cfg.mode_tokens or ():
+                i = self.tokenizer.convert_tokens_to_ids(t)
+                if i is None or i == self.tokenizer.unk_token_id or i < 0:
+                    raise UsageError(f"--mode-tokens: {t!r} is not a single token of the tokenizer")
+                ids.append(int(i))
+            self.mode_ids = tuple(ids)
+        self.module = self._wrap()
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
+                                           weight_decay=cfg.weight_decay, foreach=False)
+        if self.resumed_from is not None:
+            self._load_state(self.resumed_from)
+
+    # ---- setup ---------------------------------------------------------------------------
+    def _set_seed(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
+
+    def _wrap(self):
+        if not self.distributed:
+            return self.policy
+        if self.cfg.fsdp:
+            from torch.distributed.fsdp import fully_shard
+
+            base = getattr(self.lm, self.lm.base_model_prefix)
+            for layer in getattr(base, "layers", []):
+                fully_shard(layer)
+            fully_shard(self.policy)
+            return self.policy
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DDP(self.policy, device_ids=ids)
+
+    # ---- state ---------------------------------------------------------------------------
+    def _full(self, t: torch.Tensor) -> torch.Tensor:
+        return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+    def _state(self) -> dict:
+        tensors: dict[str, torch.Tensor] = {}
+        for name, p in self.policy.named_parameters():
+            for k, v in self.optimizer.state.get(p, {}).items():
+                if torch.is_tensor(v):
+                    tensors[f"optim.{name}.{k}"] = self._full(v).detach().cpu()
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+        np_state = np.random.get_state()
+        meta = {
+            "samples_seen": self.samples_seen, "tokens_seen": self.tokens_seen,
+            "param_groups": groups, "python_rng": _jsonable(random.getstate()),
+            "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "config": _jsonable(asdict(self.cfg)), "base_model": self.model_path,
+        }
+        return {"json": meta, "tensors": tensors}
+
+    def _load_state(self, path: str) -> None:
+        meta, tensors = ckpt.load_state(path)
+        self.step = int(meta["step"])
+        self.samples_seen = int(meta.get("samples_seen", 0))
+        self.tokens_seen = int(meta.get("tokens_seen", 0))
+        for name, p in self.policy.named_parameters():
+            state = {}
+            for key, v in tensors.items():
+                prefix = f"optim.{name}."
+                if key.startswith(prefix) and "." not in key[len(prefix):]:
+                    k = key[len(prefix):]
+                    if k != "step" and hasattr(p, "device_mesh"):
+                        from torch.distributed.tensor import distribute_tensor
+
+                        v = distribute_tensor(v.to(self.device), p.device_mesh, p.placements)
+                    elif k != "step":
+                        v = v.to(self.device)
+                    state[k] = v
+            if state:
+                self.optimizer.state[p] = state
+        for g, saved in zip(self.optimizer.param_groups, meta.get("param_groups", [])):
+            g.update({k: v for k, v in saved.items() if k in g})
+        if "rng.torch" in tensors:
+            torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if "python_rng" in meta:
+            random.setstate(_tupled(meta["python_rng"]))
+        if "numpy_rng" in meta:
+            s = meta["numpy_rng"]
+            np.random.set_state((s[0], np.array(s[1], dtype=np.uint32), *s[2:]))
+
+    def save(self) -> str | None:
+        """Write DIR/step-N (rank 0); every rank must call it (FSDP gathers shards)."""
+        state = self._state()
+        sd = None
+        if self.cfg.fsdp and self.distributed:
+            sd = {k: self._full(v).detach().cpu() for k, v in self.lm.state_dict().items()}
+        path = None
+        if self.rank == 0:
+            path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd)
+        if self.distributed:
+            torch.distributed.barrier()
+        return path
+
+    # ---- forward helpers ---------------------------------------------------------------------
+    def _forward(self, module, mb: MicroBatch, temps: bool = True) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return module(mb.input_ids, mb.attention_mask, mb.rows, mb.cols, mb.temps if temps else None)
+
+    @torch.no_grad()
+    def _logprobs(self, module, mb: MicroBatch) -> torch.Tensor:
+        logp, _ = L.token_logprobs_entropy(self._forward(module, mb), mb.labels, entropy="none")
+        return logp
+
+    # ---- the step ------------------------------------------------------------------------
+    def train_step(self, batch: StepBatch) -> dict:
+        try:
+            return self._train_step(batch)
+        except torch.OutOfMemoryError as exc:
+            raise _oom(exc, self.cfg.max_tokens_per_micro_batch) from None
+        except RuntimeError as exc:
+            if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
+                raise _oom(exc, self.cfg.max_tokens_per_micro_batch) from None
+            raise
+
+    def _norm_length(self, exs) -> float:
+        if self.cfg.norm_length:
+            return float(self.cfg.norm_length)
+        caps = [e.max_tokens for e in exs if e.max_tokens]
+        return float(max(caps) if caps else max(e.completion_len for e in exs) or 1)
+
+    def _train_step(self, batch: StepBatch) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        exs = batch.examples
+        lengths = [len(e.ids) for e in exs]
+        units = None
+        if cfg.loss == "drpo":
+            by_group: dict[int, list[int]] = {}
+            for i, e in enumerate(exs):
+                by_group.setdefault(e.group, []).append(i)
+            units = list(by_group.values())
+        plans = plan_micro_batches(lengths, cfg.max_tokens_per_micro_batch, units)
+        pad_frac = padding_fraction(lengths, plans)
+        seq_tokens = [max(len(e.ids) - 1 - (max(e.prompt_len, 1) - 1), 0) for e in exs]
+        n_tokens = sum(seq_tokens)
+        n_seqs = len(exs)
+        norm_length = self._norm_length(exs) if cfg.agg == "seq-mean-token-sum-norm" else None
+        # deal micro-batches to ranks; stand-ins keep the number of passes equal on every rank
+        mine = plans[self.rank::self.world]
+        per_rank = math.ceil(len(plans) / self.world)
+        mbs = [collate(exs, p, self.pad_id, self.device) for p in mine]
+        while len(mbs) < per_rank:
+            stand_in = collate(exs, plans[0], self.pad_id, self.device)
+            stand_in.dummy = True
+            mbs.append(stand_in)
+        lr = lr_at(cfg, self.step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        ref_lp = [self._logprobs(self.ref, mb) for mb in mbs] if self.ref is not None else None
+        old_lp = None
+        if cfg.ppo_epochs > 1 and cfg.loss != "sft":
+            old_lp = [self._logprobs(self.module, mb) for mb in mbs]
+        mode_mb = self._mode_micro_batch(batch)
+        stats = torch.zeros(12, dtype=torch.float64)
+        grad_norms = []
+        for _epoch in range(cfg.ppo_epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            passes = len(mbs) + (1 if mode_mb is not None else 0)
+            k = 0
+            for j, mb in enumerate(mbs):
+                k += 1
+                with self._sync(k == passes):
+                    loss, st = self._micro_loss(mb, n_tokens, n_seqs, norm_length, batch.n_groups,
+                                                None if ref_lp is None else ref_lp[j],
+                                                None if old_lp is None else old_lp[j])
+                    scale = 0.0 if mb.dummy else float(self.world)
+                    (loss * scale).backward()
+                if not mb.dummy:
+                    stats += st
+            if mode_mb is not None:
+                with self._sync(True):
+                    loss, ms = self._mode_loss(*mode_mb)
+                    (loss * float(self.world)).backward()
+                stats[1] += float(loss.detach())
+                stats[10] += ms[0]
+                stats[11] += ms[1]
+            gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(),
+                                                cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            grad_norms.append(float(self._full(gn)))
+            self.optimizer.step()
+        if self.distributed:
+            torch.distributed.all_reduce(stats)
+        s = stats.tolist()
+        epochs = cfg.ppo_epochs
+        tok = max(s[0], 1.0)
+        self.step += 1
+        self.samples_seen += n_seqs
+        self.tokens_seen += n_tokens
+        rewards = [e.reward for e in exs if e.reward is not None]
+        metrics = {
+            "step": self.step,
+            "loss": s[1] / epochs,
+            "pg_loss": s[2] / epochs if cfg.loss != "sft" else None,
+            "kl": (s[3] / epochs) if (self.ref is not None or cfg.loss == "drpo") else None,
+            "entropy": s[4] / tok,
+            "clip_frac": (s[5] + s[6]) / tok if cfg.loss == "grpo" else None,
+            "clip_frac_low": s[6] / tok if cfg.loss == "grpo" else None,
+            "clip_frac_high": s[5] / tok if cfg.loss == "grpo" else None,
+            "dual_clip_frac": s[7] / tok if cfg.loss == "grpo" and cfg.dual_clip is not None else None,
+            "is_capped_frac": s[8] / tok if cfg.loss == "grpo" and cfg.is_cap is not None else None,
+            "mode_switch_loss": (s[10] / max(s[11], 1.0) / epochs) if mode_mb is not None else None,
+            "grad_norm": sum(grad_norms) / len(grad_norms),
+            "lr": lr,
+            "samples": n_seqs,
+            "tokens": n_tokens,
+            "padding_frac": pad_frac,
+            "micro_batches": len(plans),
+            "reward_mean": sum(rewards) / len(rewards) if rewards else None,
+            "advantage_mean": (sum(e.advantage for e in exs) / n_seqs) if cfg.loss != "sft" else None,
+            "completion_tokens_mean": sum(e.completion_len for e in exs) / n_seqs,
+            "checkpoint": None,
+            "seconds": 0.0,
+        }
+        if cfg.loss == "drpo":
+            metrics["drpo_groups"] = s[9] / epochs
+        metrics["seconds"] = time.perf_counter() - t0
+        return metrics
+
+    def _sync(self, last: bool):
+        import contextlib
+
+        if not self.distributed or last:
+            return contextlib.nullcontext()
+        if self.cfg.fsdp:
+            module = self.policy
+
+            class _NoSync:
+                def __enter__(self_inner):
+                    module.set_requires_gradient_sync(False)
+
+                def __exit__(self_inner, *a):
+                    module.set_requires_gradient_sync(True)
+
+            return _NoSync()
+        return self.module.no_sync()
+
+    def _micro_loss(self, mb: MicroBatch, n_tokens: int, n_seqs: int, norm_length, n_groups: int,
+                    ref_lp, old_lp) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        st = torch.zeros(12, dtype=torch.float64)
+        logits = self._forward(self.module, mb, temps=cfg.loss != "sft")
+        logp, ent = L.token_logprobs_entropy(logits, mb.labels,
+                                             entropy="grad" if cfg.entropy_coef > 0 else "detached")
+        st[0] = mb.n_tokens
+        st[4] = float(ent.detach().sum())
+        if cfg.loss == "sft":
+            loss = -(logp.sum()) / max(n_tokens, 1)
+            st[1] = float(loss.detach())
+            return loss, st
+        start = old_lp if old_lp is not None else logp.detach()
+        old = torch.where(torch.isnan(mb.behaviour), start, mb.behaviour)
+        w = L.agg_weights(cfg.agg, mb.seq_len, n_tokens, n_seqs, norm_length)
+        if cfg.loss == "grpo":
+            pg, cs = L.pg_loss(logp, old, mb.adv, w, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                               dual_clip=cfg.dual_clip, is_cap=cfg.is_cap)
+            st[5], st[6], st[7], st[8] = (float(cs["clip_high"]), float(cs["clip_low"]),
+                                          float(cs["dual_clip"]), float(cs["is_capped"]))
+            loss = pg
+            if ref_lp is not None:
+                kl = (L.kl_penalty(logp, ref_lp, cfg.kl) * w).sum()
+                loss = loss + cfg.kl_coef * kl
+                st[3] = float(kl.detach())
+        else:  # drpo
+            n_local = len(mb.index)
+            scores = L.sequence_means(logp, mb.seq, n_local)
+            ex = self._batch_examples
+            dev = logp.device
+            group = torch.tensor([ex[i].group for i in mb.index], device=dev)
+            weight = torch.tensor([ex[i].drpo_weight for i in mb.index], dtype=torch.float32, device=dev)
+            neg = torch.tensor([ex[i].drpo_negative for i in mb.index], dtype=torch.bool, device=dev)
+            J, used = L.drpo_objective(scores, group, weight, neg, cfg.drpo_tau)
+            pg = -J / max(n_groups, 1)
+            term, K = L.drpo_kl_term(logp, old, cfg.drpo_beta, cfg.drpo_delta)
+            loss = pg + term * (mb.n_tokens / max(n_tokens, 1))
+            st[3] = float(K) * mb.n_tokens / max(n_tokens, 1)
+            st[9] = used
+        if cfg.entropy_coef > 0:
+            loss = loss - cfg.entropy_coef * (ent * w).sum()
+        st[1] = float(loss.detach())
+        st[2] = float(pg.detach())
+        return loss, st
+
+    def _mode_micro_batch(self, batch: StepBatch):
+        """This rank's share of the step's mode-switch prompts, as (MicroBatch, prefer_short, weight)."""
+        if self.mode_ids is None or not batch.mode_prompts:
+            return None
+        from er.train.data import Example
+
+        prompts = batch.mode_prompts
+        share = prompts[self.rank::self.world]
+        dummy = not share
+        share = share or prompts[:1]
+        exs = [Example(ids=list(p) + [self.pad_id], prompt_len=len(p)) for p, _ in share]
+        mb = collate(exs, list(range(len(exs))), self.pad_id, self.device)
+        prefer = torch.tensor([t for _, t in share], dtype=torch.bool, device=self.device)
+        weight = 0.0 if dummy else self.cfg.mode_switch_coef / len(prompts)
+        return mb, prefer, weight
+
+    def _mode_loss(self, mb: MicroBatch, prefer: torch.Tensor, weight: float):
+        logits = self._forward(self.module, mb, temps=False)
+        z_long, z_short = logits[:, self.mode_ids[0]], logits[:, self.mode_ids[1]]
+        per = L.mode_switch_loss(z_long, z_short, prefer, self.cfg.mode_switch_form, self.cfg.mode_switch_margin)
+        loss = per.sum() * weight
+        n = 0 if weight == 0 else len(per)
+        return loss, (float(per.detach().sum()) if n else 0.0, n)
+
+    def run_step(self, batch: StepBatch) -> dict:
+        self._batch_examples = batch.examples
+        return self.train_step(batch)
+
+
+def _jsonable(x):
+    if isinstance(x, tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, list):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    return x
+
+
+def _tupled(x):
+    return tuple(_tupled(v) for v in x) if isinstance(x, list) else x
