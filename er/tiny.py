@@ -51,8 +51,8 @@ def build_tokenizer(path: str, corpus: Iterable[str] | None = None, vocab_size: 
     return fast
 
 
-def build_tiny(path: str, *, seed: int = 0, hidden_size: int = 96, layers: int = 2, heads: int = 4,
-               kv_heads: int = 2, intermediate_size: int = 256, max_positions: int = 2048,
+def build_tiny(path: str, *, seed: int = 0, hidden_size: int = 96, layers: int = 2, heads: int = 3,
+               kv_heads: int = 1, intermediate_size: int = 256, max_positions: int = 2048,
                corpus: Iterable[str] | None = None, vocab_size: int = 512) -> str:
     """Write a tiny Qwen2 model + tokenizer to `path` (created) and return `path`."""
     import torch

@@ -1,0 +1,78 @@
+"""er sample: complete prompts with a model, G samples per prompt, groups contiguous."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from er.commands._common import Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, Seed, stream
+
+
+def run(
+    inputs: Inputs = None,
+    model: Annotated[Optional[str], typer.Option("-m", "--model", help="Model directory or Hub name (policy.model records it as given).")] = None,
+    n: Annotated[int, typer.Option("-n", help="Samples per prompt (G), written contiguously as one group.")] = 1,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Cap on completion tokens (finish_reason 'length' when it binds).")] = 1024,
+    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature; 0 = greedy.")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")] = 1.0,
+    seed: Seed = None,
+    backend: Annotated[str, typer.Option("--backend", help="transformers, vllm, or auto (vllm when importable and a GPU is present).")] = "auto",
+    chat: Annotated[bool, typer.Option("--chat", help="Apply the chat template to text prompts too (message lists always get it).")] = False,
+    system: Annotated[Optional[str], typer.Option("--system", help="System message (implies --chat).")] = None,
+    logprobs: Annotated[bool, typer.Option("--logprobs", help="Add token_ids and the behaviour log-prob of every completion token.")] = False,
+    logprobs_mode: Annotated[str, typer.Option("--logprobs-mode", help="processed: log-prob the token was drawn with (stop scaling, temperature, top-p); raw: model log-softmax.")] = "processed",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="transformers: sequences per decoding batch.")] = 64,
+    chunk: Annotated[Optional[int], typer.Option("--chunk", help="Prompts read before generating (default: 4*batch-size/n; vllm 256). Output is flushed per chunk.")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", help="vllm: GPUs per engine.")] = 1,
+    gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", help="vllm: memory fraction (on CPU: of host memory).")] = None,
+    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="Context length (default: the model's); longer prompts are rejected.")] = None,
+    budgets: Annotated[Optional[str], typer.Option("--budgets", help="HBPO: comma list of token budgets; splits the G samples into subgroups, budget in the prompt and as max_tokens (record: budget).")] = None,
+    target_length: Annotated[Optional[str], typer.Option("--target-length", help="N or LO-HI (uniform per prompt): target length stated in the prompt (record: target_length).")] = None,
+    target_style: Annotated[str, typer.Option("--target-style", help="l1 ('Think for N tokens.'), l1-max, ruler (word count), mlt (Ruler Meta Length Token prefill).")] = "l1",
+    level: Annotated[Optional[str], typer.Option("--level", help="TLDR level short|medium|long, or a comma list mixed per prompt (reconstructed wording; record: level).")] = None,
+    stop_scale: Annotated[Optional[float], typer.Option("--stop-scale", help="TS (reconstructed): while thinking, z[stop] += ln F, so F > 1 makes ending thinking more likely.")] = None,
+    think_end: Annotated[str, typer.Option("--think-end", help="End-of-thinking token for --stop-scale (EOS when it is not one token).")] = "</think>",
+    mode: Annotated[Optional[str], typer.Option("--mode", help="Adaptive reasoning: long|short force the mode marker, split = half each, auto = free (record: mode). reconstructed markers.")] = None,
+    mode_markers: Annotated[str, typer.Option("--mode-markers", help="LONG,SHORT marker texts (\\n escapes allowed).")] = "<think>\\n,<think>\\n\\n</think>\\n\\n",
+    watch: Annotated[Optional[str], typer.Option("--watch", help="Reload the policy between chunks whenever DIR/latest points to a new complete step-N.")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Cycle the prompts forever (each epoch reshuffled by --seed).")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Read prompts with datasets.load_dataset(NAME) (or a local .jsonl/.parquet) instead of record files.")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Dataset split (default: the preset's).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Map dataset rows to prompts: gsm8k, math500, aime24, amc23, gpqa.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: only prompts whose position % N == I (0-based; Slurm arrays).")] = None,
+    output: Output = None,
+    format: Format = "jsonl",
+    rejects: Rejects = None,
+    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Sample completions: G sample records per prompt (group_id, sample_idx, completion, token counts, finish_reason, policy).
+
+    Interventions: --budgets (HBPO), --target-length (L1 / Ruler), --level (TLDR, reconstructed),
+    --stop-scale (TS, reconstructed), --mode (adaptive long/short). Streaming RL:
+    `er sample --watch ckpt --loop | er score ... | er advantage | er update --out ckpt`.
+    """
+    from er.io import stderr_is_tty
+    from er.sampling.interventions import Interventions, parse_budgets, parse_levels, parse_target
+    from er.sampling.run import EngineOptions, sample
+    from er.sampling.sampler import SampleOptions, parse_shard
+
+    markers = tuple(m.encode().decode("unicode_escape") for m in mode_markers.split(","))
+    if len(markers) != 2:
+        from er.errors import UsageError
+
+        raise UsageError("--mode-markers must be LONG,SHORT")
+    iv = Interventions(budgets=parse_budgets(budgets), target=parse_target(target_length), target_style=target_style,
+                       levels=parse_levels(level), mode=mode, mode_markers=markers, stop_scale=stop_scale,
+                       think_end=think_end)
+    opt = SampleOptions(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                        logprobs=logprobs, logprobs_mode=logprobs_mode, chat=chat, system=system, interventions=iv)
+    eng = EngineOptions(backend=backend, batch_size=batch_size, chunk=chunk, tensor_parallel_size=tensor_parallel_size,
+                        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, debug=debug)
+    shard_t = parse_shard(shard)
+    with stream("sample", inputs, output, format, rejects, max_line_bytes, quiet, kind="sample") as s:
+        sample(s, model=model, opt=opt, eng=eng, watch=watch, loop=loop, limit=limit, shard=shard_t, dataset=dataset,
+               split=split, preset=preset, progress=stderr_is_tty() and not quiet)

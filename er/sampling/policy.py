@@ -1,0 +1,73 @@
+"""Loading the policy for `er sample`, and following `DIR/latest` for the streaming loop (`--watch`).
+
+`er update` writes checkpoints as `DIR/step-N/` (a Hugging Face save_pretrained directory, written
+to a temp dir and renamed) and points `DIR/latest` at the newest with a relative symlink replaced
+atomically. The watcher only ever follows `latest`: it resolves the link once per poll, and accepts
+the target only when it is a directory named `step-N` holding `config.json` and
+`model.safetensors` (or `model.safetensors.index.json`); a target that is not complete, or that
+fails to load, is skipped and tried again at the next poll, and the old policy keeps sampling.
+`policy.step` is N of the checkpoint directory's name (`step-N`), else null.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from er.errors import UsageError
+
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_step(path: str) -> int | None:
+    """N when `path` (after resolving symlinks) is a directory named step-N, else None."""
+    m = _STEP.match(os.path.basename(os.path.realpath(path.rstrip("/"))))
+    return int(m.group(1)) if m else None
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "config.json")) and (
+        os.path.isfile(os.path.join(path, "model.safetensors"))
+        or os.path.isfile(os.path.join(path, "model.safetensors.index.json")))
+
+
+def check_model_path(model: str) -> None:
+    """A local-looking path that does not exist is a usage error (exit 2) naming it."""
+    if os.path.exists(model):
+        if not os.path.isdir(model) or not os.path.isfile(os.path.join(model, "config.json")):
+            raise UsageError(f"model {model}: not a model directory (no config.json)")
+        return
+    looks_local = model.startswith((".", "/", "~")) or model.count("/") != 1 or os.environ.get("HF_HUB_OFFLINE") == "1"
+    if looks_local:
+        raise UsageError(f"model {model}: no such directory")
+
+
+class Watcher:
+    """Follows DIR/latest; `poll()` returns a new complete checkpoint directory once, else None."""
+
+    def __init__(self, directory: str):
+        if not os.path.isdir(directory):
+            raise UsageError(f"--watch {directory}: no such directory")
+        self.directory = directory
+        self.current: str | None = None  # realpath of the checkpoint in use
+        self.failed: set[str] = set()  # targets that failed to load (retried when they change... or later)
+
+    def target(self) -> str | None:
+        link = os.path.join(self.directory, "latest")
+        try:
+            dest = os.readlink(link)
+        except OSError:
+            return None
+        path = os.path.normpath(os.path.join(self.directory, dest))
+        return path if _STEP.match(os.path.basename(path)) else None
+
+    def poll(self) -> str | None:
+        path = self.target()
+        if path is None or os.path.realpath(path) == self.current:
+            return None
+        if not is_complete_checkpoint(path):
+            return None
+        return path
+
+    def accepted(self, path: str) -> None:
+        self.current = os.path.realpath(path)

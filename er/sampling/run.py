@@ -1,0 +1,187 @@
+"""What `er sample` does with its flags: open the policy, pick the prompt source, drive the sampler.
+
+Backends: `transformers` (er.sampling.hf), `vllm` (er.sampling.vllm), `auto` = vllm when it is
+importable and a GPU is present, else transformers. Prompt sources: record files/stdin through
+RecordStream, or `--dataset NAME [--split S] [--preset P]` through `datasets.load_dataset` (NAME
+may be a local .json/.jsonl/.parquet file; a preset name alone means that preset's Hub dataset).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from er.errors import ErError, UsageError
+from er.io import log
+from er.sampling.policy import Watcher, check_model_path, checkpoint_step, is_complete_checkpoint
+from er.sampling.sampler import Policy, SampleOptions, Sampler, iter_epochs, run_stream
+
+
+@dataclass
+class EngineOptions:
+    backend: str = "auto"
+    batch_size: int = 64
+    chunk: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    debug: bool = False
+
+
+def choose_backend(name: str) -> str:
+    if name not in ("auto", "transformers", "vllm"):
+        raise UsageError(f"--backend must be auto, transformers or vllm, not {name!r}")
+    if name != "auto":
+        return name
+    from er.sampling.vllm import vllm_available
+
+    if vllm_available():
+        import torch
+
+        if torch.cuda.is_available():
+            return "vllm"
+    return "transformers"
+
+
+def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, tokenizer):
+    if kind == "vllm":
+        from er.sampling.vllm import VLLMBackend
+
+        return VLLMBackend(path, seed=opt.seed, max_model_len=eng.max_model_len,
+                           tensor_parallel_size=eng.tensor_parallel_size,
+                           gpu_memory_utilization=eng.gpu_memory_utilization, logprobs_mode=opt.logprobs_mode,
+                           debug=eng.debug)
+    from er.sampling.hf import HFBackend
+
+    return HFBackend(path, batch_size=eng.batch_size, eos_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [],
+                     pad_id=tokenizer.pad_token_id)
+
+
+def model_context(path: str, eng: EngineOptions) -> int | None:
+    if eng.max_model_len:
+        return eng.max_model_len
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(path)
+    return getattr(cfg, "max_position_embeddings", None)
+
+
+def dataset_rows(name: str, split: str | None, preset_name: str | None, stream) -> Iterator[tuple]:
+    from er.data.presets import PRESETS, get_preset
+
+    preset = get_preset(preset_name) if preset_name else None
+    local = os.path.exists(name)
+    if preset is None and not local and name in PRESETS:
+        preset = PRESETS[name]
+    import datasets
+
+    try:
+        if local:
+            kind = "parquet" if name.endswith(".parquet") else "json"
+            data = datasets.load_dataset(kind, data_files=name, split="train")
+        elif preset is not None and name in (preset.name, preset.hf_path):
+            data = datasets.load_dataset(preset.hf_path, preset.hf_config, split=split or preset.default_split)
+        else:
+            data = datasets.load_dataset(name, split=split or "train")
+    except Exception as exc:  # datasets raises many kinds; one line for the user
+        raise UsageError(f"--dataset {name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    source = f"{name}:{split or (preset.default_split if preset else 'train')}"
+    for i, row in enumerate(data):
+        stream.n_in += 1
+        try:
+            record = preset.to_prompt(row, i) if preset is not None else dict(row)
+        except ErError as exc:
+            stream.reject(source, i + 1, exc.message, dict(row))
+            continue
+        yield source, i + 1, record
+
+
+class Progress:
+    """tqdm on stderr (only when it is a TTY): prompts done and completion tokens/s."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(unit="prompt", file=sys.stderr, dynamic_ncols=True)
+        self.tokens = 0
+        self.t0 = time.time()
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        self.bar.set_postfix_str(f"{self.tokens / max(time.time() - self.t0, 1e-9):.0f} tok/s", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions, watch: str | None = None,
+           loop: bool = False, limit: int | None = None, shard=None, dataset: str | None = None,
+           split: str | None = None, preset: str | None = None, progress: bool = False, rows=None) -> None:
+    """The whole of `er sample` after flag parsing; writes to `stream` (a RecordStream)."""
+    if limit is not None and limit < 0:
+        raise UsageError(f"--limit must be >= 0, not {limit}")
+    kind = choose_backend(eng.backend)
+    watcher = Watcher(watch) if watch else None
+    path, name = model, model
+    if watcher is not None:
+        first = watcher.poll()
+        if first is not None:
+            path, name = first, os.path.join(watch, os.path.basename(first))
+    if path is None:
+        raise UsageError("-m/--model is required (or --watch DIR whose latest is a complete checkpoint)")
+    check_model_path(path)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    opt.max_context = model_context(path, eng)
+    backend = open_backend(path, kind, eng, opt, tokenizer)
+    if watcher is not None and is_complete_checkpoint(path):
+        watcher.accepted(path)
+    policy = Policy(backend, name, checkpoint_step(path))
+
+    def reload() -> Policy | None:
+        new = watcher.poll()
+        if new is None:
+            return None
+        current = sampler.policy
+        try:
+            if kind == "vllm":
+                current.backend.close()
+            backend = open_backend(new, kind, eng, opt, tokenizer)
+        except Exception as exc:  # a checkpoint that will not load: keep sampling with the old one
+            log(f"er sample: could not load {new} ({type(exc).__name__}: {exc}); keeping step {current.step}")
+            watcher.failed.add(new)
+            if kind == "vllm":
+                current.backend = open_backend(current_path[0], kind, eng, opt, tokenizer)
+            return None
+        if kind != "vllm":
+            current.backend.close()
+        watcher.accepted(new)
+        current_path[0] = new
+        step = checkpoint_step(new)
+        log(f"er sample: policy step {step} from {new}")
+        return Policy(backend, os.path.join(watch, os.path.basename(new)), step)
+
+    current_path = [path]
+    sampler = Sampler(policy, tokenizer, opt, reload=reload if watcher is not None else None)
+    if rows is not None:
+        pass
+    elif dataset is not None:
+        rows = dataset_rows(dataset, split, preset, stream)
+    else:
+        if preset is not None:
+            raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
+        rows = stream.records()
+    if loop:
+        rows = iter_epochs(list(rows), opt.seed, loop=True)
+    chunk = eng.chunk or (256 if kind == "vllm" else max(1, (4 * eng.batch_size) // opt.n))
+    bar = Progress() if progress else None
+    try:
+        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        sampler.policy.backend.close()

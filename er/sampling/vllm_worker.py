@@ -1,0 +1,125 @@
+"""The vLLM engine in a helper process: `python -m er.sampling.vllm_worker` (started by er.sampling.vllm).
+
+vLLM's engine spawns processes of its own, which needs a `__main__`-guarded entry; running it here
+also keeps `er sample`'s stdout clean (vLLM logs to stdout: this process moves fd 1 to stderr and
+speaks its protocol on a private copy of the original stdout).
+
+Protocol: one orjson line per message. Parent -> worker: `{"op": "init", ...LLM kwargs}`,
+`{"op": "generate", "requests": [...], "temperature", "top_p", "logprobs"}`, `{"op": "exit"}`.
+Worker -> parent: `{"ok": true, ...}` or `{"error": "one line"}`; generate answers
+`{"results": [[{"ids": [...], "lp": [...] | null, "finish": "stop"|"length"}, ...], ...]}`.
+
+`LLM.generate` gets token-id prompts and one `SamplingParams(n, max_tokens, seed, logprobs=0,
+stop_token_ids, skip_special_tokens=False, extra_args)` per request; vLLM gives sample k of a request
+the seed `seed + k`. Stop scaling (reconstructed TS, see er.sampling.interventions) is the
+`StopScaleProcessor` below, a vLLM v1 per-request logits processor enabled by
+`extra_args["er_stop_scale"]`; it is not argmax-invariant, so vLLM applies it before temperature,
+the same order as the transformers backend. Log-probs use vLLM's `logprobs_mode`
+(`processed_logprobs` for `--logprobs-mode processed`, `raw_logprobs` for raw).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+try:  # importable without vLLM (the parent only needs the module path)
+    from vllm.v1.sample.logits_processor import AdapterLogitsProcessor as _Adapter
+except Exception:  # pragma: no cover - vLLM missing
+    _Adapter = object  # type: ignore[assignment,misc]
+
+
+class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
+    """Per request: z[token] += bias until `think_end` has been generated (reconstructed TS)."""
+
+    @classmethod
+    def validate_params(cls, params):
+        return None
+
+    def is_argmax_invariant(self) -> bool:
+        return False
+
+    def new_req_logits_processor(self, params):
+        spec = (params.extra_args or {}).get("er_stop_scale")
+        if not spec:
+            return None
+        token, bias, think_end = int(spec["token"]), float(spec["bias"]), spec.get("think_end")
+        state = {"seen": 0, "open": not spec.get("closed", False)}
+
+        def apply(output_ids, logits):
+            if state["open"] and think_end is not None:
+                new = output_ids[state["seen"]:]
+                state["seen"] = len(output_ids)
+                if think_end in new:
+                    state["open"] = False
+            if state["open"]:
+                logits[token] += bias
+            return logits
+
+        return apply
+
+
+def _send(out, message: dict) -> None:
+    import orjson
+
+    out.write(orjson.dumps(message) + b"\n")
+    out.flush()
+
+
+def _results(outputs) -> list:
+    res = []
+    for ro in outputs:
+        comps = []
+        for o in sorted(ro.outputs, key=lambda c: c.index):
+            lp = None
+            if o.logprobs is not None:
+                lp = [float(d[t].logprob) for t, d in zip(o.token_ids, o.logprobs)]
+            finish = "stop" if o.finish_reason == "stop" else "length"
+            comps.append({"ids": list(o.token_ids), "lp": lp, "finish": finish})
+        res.append(comps)
+    return res
+
+
+def main() -> None:
+    import orjson
+
+    proto_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # everything vLLM prints goes to stderr
+    sys.stdout = sys.stderr
+    proto_in = sys.stdin.buffer
+    llm = None
+    for line in proto_in:
+        msg = orjson.loads(line)
+        op = msg.pop("op")
+        try:
+            if op == "exit":
+                break
+            if op == "init":
+                from vllm import LLM
+
+                llm = LLM(logits_processors=["er.sampling.vllm_worker:StopScaleProcessor"], **msg)
+                _send(proto_out, {"ok": True})
+            elif op == "generate":
+                from vllm import SamplingParams
+                from vllm.inputs import TokensPrompt
+
+                prompts, params = [], []
+                for r in msg["requests"]:
+                    prompts.append(TokensPrompt(prompt_token_ids=r["ids"]))
+                    extra = {"er_stop_scale": r["stop_scale"]} if r.get("stop_scale") else None
+                    params.append(SamplingParams(
+                        n=r["n"], max_tokens=r["max_tokens"], seed=r["seed"], temperature=msg["temperature"],
+                        top_p=msg["top_p"], logprobs=0 if msg["logprobs"] else None,
+                        stop_token_ids=r.get("stop_ids") or None, skip_special_tokens=False, extra_args=extra))
+                outputs = llm.generate(prompts, params, use_tqdm=False)
+                _send(proto_out, {"results": _results(outputs)})
+            else:
+                _send(proto_out, {"error": f"unknown op {op!r}"})
+        except Exception as exc:  # report, keep serving
+            traceback.print_exc()
+            _send(proto_out, {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
+
+
+if __name__ == "__main__":
+    main()
