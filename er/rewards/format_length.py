@@ -38,7 +38,6 @@ from er.rewards import REWARDS
 from er.rewards.base import Reward, tokens
 from er.rewards.structure import boxed_contents
 
-_SOFT = re.compile(r"<think>.*?</think>", re.S)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _PAREN = re.compile(r"\\\((.*?)\\\)", re.S)
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
@@ -52,8 +51,14 @@ def last_boxed(text: str) -> str | None:
     return last
 
 
+def has_think_span(text: str) -> bool:
+    """The regex `<think>.*?</think>` (spanning newlines) matches: a `<think>` with a `</think>` after it."""
+    start = text.find("<think>")
+    return start != -1 and text.find("</think>", start + 7) != -1
+
+
 def final_answer(text: str) -> str:
-    blocks = _ANSWER.findall(text)
+    blocks = _ANSWER.findall(text) if "<answer>" in text else None
     if blocks:
         block = blocks[-1]
         boxed = last_boxed(block)
@@ -63,8 +68,8 @@ def final_answer(text: str) -> str:
         if spans:
             return spans[-1].strip()
         return block.strip().strip("$").strip()
-    tail = text.rsplit("</think>", 1)[-1]
-    boxed = last_boxed(tail)
+    end = text.rfind("</think>")
+    boxed = last_boxed(text if end == -1 else text[end + 8:])
     return "" if boxed is None else boxed.strip()
 
 
@@ -120,5 +125,5 @@ class FormatLength(Reward):
             return None
         if not f_ans:
             return min(0.0, r_len)
-        f_soft = 1.0 if self.soft_format and _SOFT.search(text) else 0.0
+        f_soft = 1.0 if self.soft_format and has_think_span(text) else 0.0
         return 0.5 * (f_soft + 1.0) + r_len

@@ -109,3 +109,12 @@ def test_cli_scores_without_gold_and_missing_tokens_is_a_located_error(tmp_path)
     bad = [{"completion": GOOD, "completion_tokens": 10}, {"completion": GOOD}]
     rc, _, err = er_score(tmp_path, bad, "-r", "format-length")
     assert rc == 1 and ":2:" in err and "completion_tokens" in err
+
+
+@given(st.lists(st.sampled_from(["<think>", "</think>", "a", "\n", "<", "think>"]), max_size=12).map("".join))
+def test_property_think_span_check_equals_the_code_regex(text):
+    import re
+
+    from er.rewards.format_length import has_think_span
+
+    assert has_think_span(text) == bool(re.search(r"<think>.*?</think>", text, re.S))

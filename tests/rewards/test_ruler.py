@@ -83,3 +83,10 @@ def test_cli_scores_targets_and_missing_target_is_a_located_error(tmp_path):
     assert [r["reward"] for r in out] == [1.0, 1.0]
     rc, _, err = er_score(tmp_path, [rec(80, 75), {"completion": "a b"}], "-r", "target-length")
     assert rc == 1 and ":2:" in err and "target_length" in err
+
+
+@given(st.text(max_size=200) | st.text(alphabet="ab_Z9 \t\n-.,'$", max_size=200))
+def test_property_fast_word_count_equals_the_w_plus_regex(text):
+    import re
+
+    assert count_words(text) == len(re.findall(r"\w+", text))
