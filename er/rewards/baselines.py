@@ -47,15 +47,7 @@ import math
 
 from er.rewards import REWARDS
 from er.rewards.base import Reward, is_correct, tokens
-from er.rewards.dler import LENGTH_FIELDS, truncation
-
-
-def finished_correct(record: dict) -> bool | None:
-    """The verdict, with a row that hit the generation cap never correct."""
-    c = is_correct(record)
-    if c is None:
-        return None
-    return c and record.get("finish_reason") != "length"
+from er.rewards.dler import LENGTH_FIELDS, finished_correct, truncation
 
 
 def sigmoid(x: float) -> float:

@@ -31,7 +31,7 @@ import math
 from er.errors import ErError
 from er.rewards import REWARDS
 from er.rewards.base import Reward
-from er.rewards.baselines import finished_correct
+from er.rewards.dler import finished_correct
 
 
 def prompt_text(prompt) -> str:

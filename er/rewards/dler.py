@@ -44,14 +44,18 @@ from er.rewards.base import Reward, is_correct, tokens
 LENGTH_FIELDS = {"completion": "string", "completion_tokens": "integer"}
 
 
-def truncation(record: dict, limit: int) -> float | None:
-    """1[c] * 1[l <= limit], and 0 for a row that hit the generation cap (finish_reason "length")."""
+def finished_correct(record: dict) -> bool | None:
+    """The verdict, with a row that hit the generation cap (finish_reason "length") never correct."""
     c = is_correct(record)
     if c is None:
         return None
-    if record.get("finish_reason") == "length":
-        return 0.0
-    return float(c and tokens(record) <= limit)
+    return c and record.get("finish_reason") != "length"
+
+
+def truncation(record: dict, limit: int) -> float | None:
+    """1[c] * 1[l <= limit], and 0 for a row that hit the generation cap."""
+    c = finished_correct(record)
+    return None if c is None else float(c and tokens(record) <= limit)
 
 
 def _check_multiplier(value: float | None) -> None:
@@ -124,7 +128,7 @@ class DlerDifficultyAware(_Truncation):
         return self.lengths[-1]
 
     def __call__(self, group: list[dict]) -> list[float | None]:
-        verdicts = [c for c in (is_correct(r) for r in group) if c is not None]
+        verdicts = [c for c in (finished_correct(r) for r in group) if c is not None]
         if not verdicts:
             return [None] * len(group)
         limit = self.limit(sum(verdicts) / len(verdicts))

@@ -40,13 +40,13 @@ import math
 
 from er.rewards import REWARDS
 from er.rewards.base import Reward
-from er.rewards.baselines import correct_length_penalty, finished_correct
-from er.rewards.dler import LENGTH_FIELDS
+from er.rewards.baselines import correct_length_penalty
+from er.rewards.dler import LENGTH_FIELDS, finished_correct
 
 
 @REWARDS.register("grpo-lambda")
 class GrpoLambda(Reward):
-    """GRPO-lambda: top-lambda groups of the batch by correctness ratio get 1 - alpha*sigmoid(length z), the rest 0/1 (secondary source)."""
+    """GRPO-lambda (secondary source; ties, edge cases, batch size reconstructed): top-lambda groups by correctness ratio get 1 - alpha*sigmoid(length z), the rest 0/1."""
 
     level = "batch"
     needs_correct = True

@@ -51,8 +51,7 @@ from typing import Any
 from er.errors import ErError
 from er.rewards import REWARDS
 from er.rewards.base import Reward, tokens
-from er.rewards.baselines import finished_correct
-from er.rewards.dler import LENGTH_FIELDS
+from er.rewards.dler import LENGTH_FIELDS, finished_correct
 
 
 def repetition(text: str, n: int) -> float:

@@ -25,6 +25,9 @@ required field, and a row without it is a data error naming its line. A row that
 cap is never correct. The advantage is the `hbpo` estimator (`er advantage -e hbpo`), whose beta and
 L_max must match these.
 
+Property of the paper's formula (kept as published): f1 turns negative just below L_max when b < L_max
+(f1(4096, 512) = -0.875) while n > L_max scores 0, so the reward is length-monotone for n <= L_max only.
+
 f2 values: f2(512) = 3.9231, f2(1024) = 3.6955, f2(2048) = 2.8284, f2(2560) = 2.2223.
 Worked (spec §4e): (b, n, c) = (512, 400, 1) -> 3.9231; (512, 700, 1) -> 3.8108; (1024, 900, 1) -> 3.6955;
 (1024, 1300, 0) -> 0; (2048, 1500, 1) -> 2.8284; (2048, 2300, 1) -> 2.4808; (2560, 3000, 1) -> 1.5248;
@@ -37,7 +40,7 @@ import math
 
 from er.rewards import REWARDS
 from er.rewards.base import Reward, tokens
-from er.rewards.baselines import finished_correct
+from er.rewards.dler import finished_correct
 from er.rewards.structure import has_boxed
 
 
