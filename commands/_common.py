@@ -20,15 +20,14 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr
 MAX_LINE_DEFAULT = DEFAULT_MAX_LINE_BYTES
 
 
-def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None,
-           adds: tuple[str, ...] = ()) -> RecordStream:
+def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None) -> RecordStream:
     arrow_schema = None
     if fmt == "arrow" and kind:
         from er.schema import arrow_schema as schema_for
 
         arrow_schema = schema_for(kind)
     return RecordStream(command, inputs, output=output, fmt=fmt, rejects=rejects,
-                        max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema, adds=adds)
+                        max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema)
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:

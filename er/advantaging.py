@@ -26,7 +26,9 @@ from er.errors import ErError, UsageError
 from er.io import RecordStream, Row
 from er.params import bind_params, parse_spec
 
-CHUNK_ROWS = 4096  # rows per vectorised call for group-scope estimators reading a file
+# Rows per vectorised call for group-scope estimators reading a file: large enough to amortise numpy,
+# small enough that the records in flight stay in cache (4096 was measurably slower than 256).
+CHUNK_ROWS = 256
 
 
 def build_estimator(spec: str):

@@ -30,7 +30,6 @@ DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _ARROW_STREAM, _ARROW_FILE, _PARQUET = b"\xff\xff\xff\xff", b"ARROW1", b"PAR1"
 _BUFFER = 1 << 20
-_RAW_LIMIT = 1 << 16
 
 Row = tuple[str, int, dict]  # (source, line, record); line is 1-based (row index for Arrow/Parquet)
 
@@ -92,7 +91,6 @@ class RecordStream:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         quiet: bool = False,
         arrow_schema: Any = None,
-        adds: tuple[str, ...] = (),
     ):
         if fmt not in ("jsonl", "arrow"):
             raise UsageError(f"--format must be jsonl or arrow, not {fmt!r}")
@@ -108,13 +106,6 @@ class RecordStream:
         self._rejects_path = rejects
         self._rejects: IO[bytes] | None = None
         self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema)
-        # A stage that only ADDS the keys `adds` can write each JSONL row as its input line plus the
-        # new keys, instead of serialising the whole record again (most of the cost of a light stage).
-        self._adds = adds
-        self._raw: dict[int, tuple[dict, bytes, int]] = {}
-        if adds and fmt == "jsonl":
-            self.writer.raw = self._raw
-            self.writer.adds = adds
         self.eager_flush = any(p == "-" or not os.path.isfile(p) for p in self.inputs)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -139,7 +130,6 @@ class RecordStream:
         # and rejected with its size, so memory stays bounded by the limit, whatever the input.
         limit = self.max_line_bytes
         loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-        adds, raw = (self._adds if self.writer.raw is not None else ()), self._raw
         lineno = 0
         pending = b""
         skipped = -1  # bytes of an oversized line being skipped, -1 when not skipping
@@ -183,10 +173,6 @@ class RecordStream:
                 if type(record) is not dict:
                     self.reject(source, lineno, f"expected a JSON object, got {type(record).__name__}", record)
                     continue
-                if adds and record.keys().isdisjoint(adds):
-                    if len(raw) > _RAW_LIMIT:  # rows that were never written (rejected): forget them
-                        raw.clear()
-                    raw[id(record)] = (record, line, len(record))
                 yield source, lineno, record
             if not block:
                 return
@@ -315,21 +301,8 @@ class RecordWriter:
         self._arrow_schema = arrow_schema
         self._arrow_writer = None
         self.batch_rows = batch_rows
-        self.raw: dict[int, tuple[dict, bytes, int]] | None = None  # see RecordStream(adds=...)
-        self.adds: tuple[str, ...] = ()
 
     def _encode(self, record: dict) -> bytes:
-        entry = self.raw.pop(id(record), None) if self.raw is not None else None
-        if entry is not None and entry[0] is record:
-            _, line, n_before = entry
-            extra = {k: record[k] for k in self.adds if k in record}
-            if len(record) == n_before + len(extra):  # nothing but the declared keys was added
-                head = line.rstrip()
-                if head[-1:] == b"}":
-                    if not extra:
-                        return head + b"\n"
-                    tail = orjson.dumps(extra, option=orjson.OPT_SERIALIZE_NUMPY)
-                    return b"".join((head[:-1], b"," if n_before else b"", tail[1:], b"\n"))
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
 
     def write(self, record: dict) -> None:
