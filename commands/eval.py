@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-
 from er.commands._common import Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
 
 
 def run(
     inputs: Inputs = None,
     metric: Annotated[str, typer.Option("--metric", help="reasoning (accuracy/pass@k/length), ruler (PM/FM), lc-winrate (Length-Controlled AlpacaEval), emotion (AffectGPT wheel), leval, lcfo (reconstructed).")] = "reasoning",
-    by: Annotated[Optional[list[str]], typer.Option("--by", help="Also group by these record fields (repeatable or comma list; dotted paths reach into objects), e.g. level, budget, difficulty.")] = None,
-    reward: Annotated[Optional[list[str]], typer.Option("--reward", "-r", help="Score rows that have no `correct` inline with this reward (as `er score --reward`).")] = None,
-    workers: Annotated[int, typer.Option(help="Processes verifying answers with --reward (0 = in this process).")] = 0,
+    by: Annotated[list[str] | None, typer.Option("--by", help="Also group by these record fields (repeatable or comma list; dotted paths reach into objects), e.g. level, budget, difficulty.")] = None,
+    reward: Annotated[list[str] | None, typer.Option("--reward", "-r", help="Score rows that have no `correct` inline with this reward (as `er score --reward`).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes verifying answers with --reward (default: cores; 0 = in this process, no hard timeout).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per row for answer checking with --reward.")] = 10.0,
-    k: Annotated[Optional[list[str]], typer.Option("--k", help="pass@k for these k (default: 1, powers of two, and n).")] = None,
-    maj: Annotated[Optional[list[str]], typer.Option("--maj", help="maj@k (majority vote) for these k; extracts every completion's answer.")] = None,
-    extract: Annotated[Optional[str], typer.Option("--extract", help="Answer extractor for maj@k: auto (math-verify if installed, else boxed), math-verify, boxed, letter.")] = None,
-    budgets: Annotated[Optional[list[str]], typer.Option("--budgets", help="Token budgets b for accuracy_at_b: correct AND completion_tokens <= b (e.g. 1024,2k,4k).")] = None,
+    k: Annotated[list[str] | None, typer.Option("--k", help="pass@k for these k (default: 1, powers of two, and n).")] = None,
+    maj: Annotated[list[str] | None, typer.Option("--maj", help="maj@k (majority vote) for these k; extracts every completion's answer.")] = None,
+    extract: Annotated[str | None, typer.Option("--extract", help="Answer extractor for maj@k: auto (math-verify if installed, else boxed), math-verify, boxed, letter.")] = None,
+    budgets: Annotated[list[str] | None, typer.Option("--budgets", help="Token budgets b for accuracy_at_b: correct AND completion_tokens <= b (e.g. 1024,2k,4k).")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Compare runs: each input file (or model) against the baseline: relative length change, accuracy delta, AES.")] = False,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The baseline model name or file for --compare (default: the first).")] = None,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n.")] = None,
-    gamed: Annotated[Optional[list[str]], typer.Option("--gamed", help="lc-winrate: generator_2 names of length-gamed baseline variants (regularise-to-baseline).")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="The baseline model name or file for --compare (default: the first).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n.")] = None,
+    gamed: Annotated[list[str] | None, typer.Option("--gamed", help="lc-winrate: generator_2 names of length-gamed baseline variants (regularise-to-baseline).")] = None,
     lc_lambda: Annotated[float, typer.Option("--lc-lambda", help="lc-winrate: total weight of the gamed-baseline rows.")] = 0.2,
     emotion_tables: Annotated[str, typer.Option("--emotion-tables", help="emotion: directory with emotion_{wheels,synonyms,forms}.json (default: the shipped toy tables).")] = "",
     emotion_level: Annotated[str, typer.Option("--emotion-level", help="emotion: level1 or level2 wheel clusters.")] = "level1",
     span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG: accuracy vs tokens with the Pareto front, length histograms, accuracy vs budget.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG: accuracy vs tokens with the Pareto front, length histograms, accuracy vs budget.")] = None,
     output: Output = None,
     format: Annotated[str, typer.Option("--format", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
@@ -48,13 +47,14 @@ def run(
     from er.errors import UsageError
     from er.evaluation.run import EvalOptions, Evaluation, parse_ints, summary
     from er.io import log
+    from er.pool import default_workers
 
     if format not in ("jsonl", "arrow", "md"):
         raise UsageError(f"--format must be jsonl, arrow or md, not {format!r}")
     options = EvalOptions(metric=metric, by=list(by or []), budgets=parse_ints(budgets, "--budgets"),
                           ks=parse_ints(k, "--k") or None, maj=parse_ints(maj, "--maj"), extract=extract,
                           compare=compare, baseline=baseline, preset=preset, rewards=list(reward or []),
-                          workers=workers, timeout=timeout, gamed=list(gamed or []), lc_lambda=lc_lambda,
+                          workers=default_workers() if workers is None else workers, timeout=timeout, gamed=list(gamed or []), lc_lambda=lc_lambda,
                           emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band)
     evaluation = Evaluation(options, n_inputs=len(inputs or []))
     md = format == "md"

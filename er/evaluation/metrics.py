@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 AES_ALPHA, AES_BETA, AES_GAMMA = 1.0, 3.0, 5.0
 

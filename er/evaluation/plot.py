@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 WIDTH_PX, HEIGHT_PX, DPI = 1500, 450, 100
 

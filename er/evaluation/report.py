@@ -3,7 +3,7 @@
 Memory stays flat in the number of rows: per report group a growing `array('q')` of token counts and a
 `bytearray` of verdicts (1 correct, 0 wrong, 2 null), plus per problem (`group_id`, else `id`) two
 small ints (judged samples n, correct c) for pass@k — and, only when maj@k is asked for, the first
-k answer keys of each problem. Records themselves are never kept.
+k votes of each problem as an `array('q')` of (answer id << 1 | correct), answers interned to ids. Records themselves are never kept.
 
 Keys of a report: `model` = `policy.model` (else a top-level `model` field, else "-"); `dataset` =
 the record's `dataset` field, else the `--preset` name, else the source file's name without its
@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 from array import array
 from collections import Counter
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from er.errors import ErError, UsageError
 from er.evaluation import metrics as M
@@ -118,8 +119,17 @@ def _hashable(value: Any) -> Any:
 
 
 class _Group:
-    __slots__ = ("tokens", "verdicts", "truncated", "problems", "singles", "verifiers", "last_verifier",
-                 "timeouts", "missing_tokens")
+    __slots__ = (
+        "last_verifier",
+        "missing_tokens",
+        "problems",
+        "singles",
+        "timeouts",
+        "tokens",
+        "truncated",
+        "verdicts",
+        "verifiers",
+    )
 
     def __init__(self) -> None:
         self.tokens = array("q")
@@ -140,7 +150,7 @@ class ReasoningReport:
                  maj: Iterable[int] | None = None, extract: str = "auto", verifier: str | None = None,
                  recommended_n: int | None = None):
         self.keys = keys
-        self.budgets = sorted(set(int(b) for b in budgets))
+        self.budgets = sorted({int(b) for b in budgets})
         if any(b < 0 for b in self.budgets):
             raise UsageError("--budgets must be non-negative token counts")
         self.ks = sorted(set(ks)) if ks else None
@@ -156,14 +166,33 @@ class ReasoningReport:
         self.verifier = verifier
         self.recommended_n = recommended_n
         self.groups: dict[tuple, _Group] = {}
+        self._cache: dict[tuple, tuple] = {}
+        self._answer_ids: dict[str, int] = {}
+        self._by_getters = keys.getters
 
     # ---- the hot path ------------------------------------------------------------------------
     def add(self, source: str, record: dict) -> tuple:
-        key = self.keys(source, record)
-        g = self.groups.get(key)
-        if g is None:
-            g = self.groups[key] = _Group()
-        c = record.get("correct", _MISSING)
+        # Fast path: the report key depends only on (source, policy.model, dataset, --by values);
+        # remember the group per distinct raw combination instead of rebuilding the key every row.
+        get = record.get
+        policy = get("policy")
+        raw = (source, policy.get("model") if type(policy) is dict else None, get("model"), get("dataset"))
+        if self._by_getters:
+            raw += tuple(g(record) for g in self._by_getters)
+        try:
+            key, g = self._cache[raw]
+        except KeyError:
+            key = self.keys(source, record)
+            g = self.groups.get(key)
+            if g is None:
+                g = self.groups[key] = _Group()
+            self._cache[raw] = (key, g)
+        except TypeError:  # an unhashable model/dataset/--by value: build the key the slow way
+            key = self.keys(source, record)
+            g = self.groups.get(key)
+            if g is None:
+                g = self.groups[key] = _Group()
+        c = get("correct", _MISSING)
         if c is True:
             v = 1
         elif c is False:
@@ -175,7 +204,7 @@ class ReasoningReport:
                                         " (and they have no 'answer' to verify against: add the gold answers)"))
         else:
             raise ErError(f"field 'correct' should be true, false or null, got {type(c).__name__}")
-        t = record.get("completion_tokens")
+        t = get("completion_tokens")
         if type(t) is int and t >= 0:
             g.tokens.append(t)
         elif t is None:
@@ -184,10 +213,10 @@ class ReasoningReport:
         else:
             raise ErError(f"field 'completion_tokens' should be a non-negative integer, got {t!r}")
         g.verdicts.append(v)
-        if record.get("finish_reason") == "length":
+        if get("finish_reason") == "length":
             g.truncated += 1
         if self.verifier is None:
-            rewards = record.get("rewards")
+            rewards = get("rewards")
             if type(rewards) is dict:
                 names = tuple(rewards)
                 if names != g.last_verifier:
@@ -195,26 +224,33 @@ class ReasoningReport:
                     g.verifiers.add(names)
         if v == 2:
             return key
-        pid = record.get("group_id")
+        pid = get("group_id")
         if pid is None:
-            pid = record.get("id")
+            pid = get("id")
         if pid is None:
             g.singles[(1, v)] += 1
             if self.maj:
-                g.problems[object()] = [1, v, [(self._vote(record), v == 1)]]
+                g.problems[object()] = [1, v, array("q", (self._vote(record) << 1 | v,))]
             return key
         p = g.problems.get(pid)
         if p is None:
-            p = g.problems[pid] = [0, 0, []] if self.maj else [0, 0]
+            p = g.problems[pid] = [0, 0, array("q")] if self.maj else [0, 0]
         p[0] += 1
         p[1] += v
         if self.maj and len(p[2]) < self.kmax_vote:
-            p[2].append((self._vote(record), v == 1))
+            p[2].append(self._vote(record) << 1 | v)
         return key
 
-    def _vote(self, record: dict):
+    def _vote(self, record: dict) -> int:
+        """The completion's answer as a small int id (0 = no answer), so votes are compact arrays."""
         text = record.get("completion")
-        return self.extract(text) if isinstance(text, str) else None
+        answer = self.extract(text) if isinstance(text, str) else None
+        if answer is None:
+            return 0
+        ident = self._answer_ids.get(answer)
+        if ident is None:
+            ident = self._answer_ids[answer] = len(self._answer_ids) + 1
+        return ident
 
     def add_timeouts(self, key: tuple, n: int) -> None:
         g = self.groups.get(key)
@@ -223,7 +259,7 @@ class ReasoningReport:
 
     # ---- the reports -------------------------------------------------------------------------
     def reports(self) -> list[dict]:
-        return [self._report(key, g) for key, g in self.groups.items()]
+        return [self._report(key, g) for key, g in self.groups.items() if len(g.verdicts)]
 
     def arrays(self):
         """(key fields, tokens, verdicts) per group, as numpy arrays (for plots)."""
@@ -261,7 +297,7 @@ class ReasoningReport:
         for k in ks:
             rec[f"pass@{k}"] = M.mean_pass_at_k(counts, k)
         if self.maj:
-            votes = [p[2] for p in g.problems.values() if p[2]]
+            votes = [[(code >> 1 or None, bool(code & 1)) for code in p[2]] for p in g.problems.values() if p[2]]
             for k in self.maj:
                 rec[f"maj@{k}"] = M.mean_maj_at_k(votes, k)
             rec["extract"] = self.extract_name

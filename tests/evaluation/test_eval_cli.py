@@ -114,7 +114,7 @@ def test_compare_within_one_stream_uses_models_and_defaults_to_the_first():
     rows = [scored(f"q{i}", 0, 1, True, 100, model="big") for i in range(2)] + \
            [scored(f"q{i}", 0, 1, i == 0, 25, model="small") for i in range(2)]
     big, small = parse_jsonl(run_er("eval", "--compare", input=jsonl(rows), check=True).stdout)
-    assert small["baseline"] == "big" and small["headline"] == "-75.0% length, -50.00 accuracy"
+    assert big["baseline"] == "big" and small["baseline"] == "big" and small["headline"] == "-75.0% length, -50.00 accuracy"
     assert small["aes"] == pytest.approx(0.75 - 5 * 0.5)
 
 

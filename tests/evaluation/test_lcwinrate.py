@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from er.evaluation.lcwinrate import (LCWinRateReport, fit_cv, fit_glm, lc_win_rate, preference_to_y,
-                                     win_probability)
+from er.evaluation.lcwinrate import (
+    LCWinRateReport,
+    fit_cv,
+    fit_glm,
+    lc_win_rate,
+    preference_to_y,
+    win_probability,
+)
 from er.evaluation.report import Keys
 from er.schema import errors
 from tests.helpers import jsonl, parse_jsonl, run_er
@@ -73,7 +79,7 @@ def test_l1_penalty_shrinks_and_cv_picks_a_c_from_the_grid():
 
 
 def annotation_rows(n=200, seed=3):
-    delta, gamma, s, y = synthetic(n, seed)
+    delta, gamma, _s, y = synthetic(n, seed)
     rows = []
     for d, g, yy in zip(delta, gamma, y):
         base_len = 1000

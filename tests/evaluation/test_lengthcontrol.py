@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from er.evaluation import text as T
-from er.evaluation.lengthcontrol import (EmotionReport, LCFOReport, LEvalReport, RulerReport, judge_win_rate,
-                                         leval_prepare, length_compliance, repetition_4)
+from er.evaluation.lengthcontrol import (
+    EmotionReport,
+    LCFOReport,
+    LEvalReport,
+    RulerReport,
+    judge_win_rate,
+    length_compliance,
+    leval_prepare,
+    repetition_4,
+)
 from er.evaluation.report import Keys
 from er.schema import errors
 from tests.helpers import jsonl, parse_jsonl, run_er
@@ -73,8 +81,8 @@ def test_leval_token_f1_and_rouge_of_the_worked_example():
     assert r["rouge1"] == pytest.approx(0.875, abs=1e-6)
     assert r["rouge2"] == pytest.approx(2 / 7, abs=1e-6)
     assert r["rougeL"] == pytest.approx(0.5, abs=1e-6)
-    assert T.lcs_length("the company cut costs and sold assets".split(),
-                        "the company sold assets and cut its costs sharply".split()) == 4
+    assert T.lcs_length(["the", "company", "cut", "costs", "and", "sold", "assets"],
+                        ["the", "company", "sold", "assets", "and", "cut", "its", "costs", "sharply"]) == 4
 
 
 def test_leval_report_gives_the_geometric_mean_of_averaged_rouge():
