@@ -63,7 +63,12 @@ def _group_softmax(logits: np.ndarray, mask: np.ndarray, starts: np.ndarray, siz
 
 @ESTIMATORS.register("drpo")
 class Drpo(Estimator):
-    """DRPO: closed-form length weights over each group's correct rows (drpo_weight) and negatives marked for the loss (drpo_negative)."""
+    """DRPO: closed-form length weights over each group's correct rows (drpo_weight) and negatives marked for the loss (drpo_negative).
+
+    w_i = softmax over the group's correct rows of -l_i/(L lambda); writes drpo_weight, drpo_negative and a
+    compatibility advantage (w_i, or -softmax(s_old/tau) for negatives). arXiv 2510.04474. Defaults from
+    run_drpo_1.5b_8k.sh: lambda 0.1, L 8192, tau 10. Rewards must be 0/1.
+    """
 
     needs_tokens = True
     extra_fields = ("logprobs",)

@@ -32,7 +32,11 @@ from er.errors import ErError
 
 @ESTIMATORS.register("hbpo")
 class Hbpo(Estimator):
-    """HBPO: intra-subgroup (budget subgroup mean - f2(b)) plus inter-subgroup GRPO advantage over the whole group."""
+    """HBPO: intra-subgroup (budget subgroup mean - f2(b)) plus inter-subgroup GRPO advantage over the whole group.
+
+    A = (mean_b R - f2(b)) * intra_weight + (R - mean R)/(std R + eps) (unbiased std over the group).
+    arXiv 2507.15844 Alg. 1. Defaults beta 4, L_max 4096, intra_weight 1 (paper; 2 = the released code).
+    """
 
     extra_fields = ("budget",)
     provenance = "paper"

@@ -64,6 +64,10 @@ def correct_length_penalty(group: list[dict], alpha: float, eps: float) -> list[
 
     population std over the group's correct rows; z = 0 when std + eps == 0 (one correct row or all
     correct lengths equal). Null verdicts -> None and out of the statistics.
+    
+
+    R = 1[c] (1 - alpha sigmoid((l - mean_correct)/(std_correct + 1e-7))), population std over the group's
+    correct rows. arXiv 2502.04463. Default alpha 0.1 (script default). Rows without EOS score 0.
     """
     verdicts = [finished_correct(r) for r in group]
     lengths = [tokens(r) for r in group]
@@ -85,7 +89,11 @@ def correct_length_penalty(group: list[dict], alpha: float, eps: float) -> list[
 
 @REWARDS.register("kimi")
 class Kimi(Reward):
-    """Kimi k1.5 group length reward: 0.5 - (l - min)/(max - min), capped at 0 for wrong rows, plus 1[c]; tokens."""
+    """Kimi k1.5 group length reward: 0.5 - (l - min)/(max - min), capped at 0 for wrong rows, plus 1[c]; tokens.
+
+    lambda = 0.5 - (l - l_min)/(l_max - l_min) (0 if all equal); r = lambda if c else min(0, lambda);
+    R = 1[c] + r (add_correct). arXiv 2501.12599. Departures: tokens, not open-r1's characters; no warm-up.
+    """
 
     level = "group"
     needs_correct = True
@@ -119,7 +127,12 @@ def cos_fn(t: float, T: float, a: float, b: float) -> float:
 
 @REWARDS.register("cosine")
 class Cosine(Reward):
-    """Yeo et al. cosine length-scaled reward: correct 2 -> 1, wrong -10 -> 0 over [0, T], -10 past T (T=4096)."""
+    """Yeo et al. cosine length-scaled reward: correct 2 -> 1, wrong -10 -> 0 over [0, T], -10 past T (T=4096).
+
+    R = r_exceed if l >= T (or truncated); else b + (a - b)(1 + cos(pi l / T))/2 with (a, b) = (r0c, rLc) if
+    correct, (r0w, rLw) if wrong. arXiv 2502.03373. Defaults from the official scripts (T = 4096: spec example).
+    Departures: no n-gram repetition penalty, no early-trigger margin.
+    """
 
     needs_correct = True
     fields = LENGTH_FIELDS
@@ -143,7 +156,12 @@ class Cosine(Reward):
 
 @REWARDS.register("overlong")
 class Overlong(Reward):
-    """DAPO soft overlong punishment: linear from 0 to -1 over the last L_cache tokens before L_max, plus +-1 correctness."""
+    """DAPO soft overlong punishment: linear from 0 to -1 over the last L_cache tokens before L_max, plus +-1 correctness.
+
+    pen = 0 if l <= L_max - L_cache; ((L_max - L_cache) - l)/L_cache if l <= L_max; -1 beyond.
+    R = (+1 if correct else -1) + penalty_factor * pen (add_correct=false: pen alone). arXiv 2503.14476.
+    Defaults: L_max 20480, L_cache 4096 (paper values as recalled in the spec).
+    """
 
     fields = LENGTH_FIELDS
     provenance = "code"
@@ -174,7 +192,12 @@ class Overlong(Reward):
 
 @REWARDS.register("l1")
 class L1(Reward):
-    """L1/LCPO target-length reward from `target_length`: exact 1[c] - a|n_gold - n|, or max 1[c] clip(a(n_gold - n) + 0.5, 0, 1)."""
+    """L1/LCPO target-length reward from `target_length`: exact 1[c] - a|n_gold - n|, or max 1[c] clip(a(n_gold - n) + 0.5, 0, 1).
+
+    exact: R = 1[c] - alpha |n_gold - n|; max: R = 1[c] clip(alpha (n_gold - n) + delta, 0, 1); n_gold =
+    `target_length`. arXiv 2503.04697. Defaults: alpha 0.0003 (run_l1_exact.sh), delta 0.5. Unverified: the
+    released L1-Max alpha (code config 0.01 on its own scale, i.e. alpha 0.005 here).
+    """
 
     needs_correct = True
     fields = {**LENGTH_FIELDS, "target_length": "integer"}
@@ -199,7 +222,11 @@ class L1(Reward):
 
 @REWARDS.register("thinkprune")
 class ThinkPrune(Reward):
-    """ThinkPrune hard limit: 1 if correct and completion_tokens <= L (4000; prune stages 3000, 2000), else 0."""
+    """ThinkPrune hard limit: 1 if correct and completion_tokens <= L (4000; prune stages 3000, 2000), else 0.
+
+    R = 1[c and l <= L] (a truncated row is wrong). arXiv 2504.01296. Default L = 4000 (then 3000, 2000 by
+    hand: one stage per run).
+    """
 
     needs_correct = True
     fields = LENGTH_FIELDS

@@ -73,7 +73,12 @@ class ConcisenessModel:
 
 @REWARDS.register("crf")
 class Crf(Reward):
-    """CRF: 1[c] * (1 + alpha * conciseness * (s + d_q)); conciseness from a field or a local CRM; s, d_q, alpha reconstructed."""
+    """CRF: 1[c] * (1 + alpha * conciseness * (s + d_q)); conciseness from a field or a local CRM; s, d_q, alpha reconstructed.
+
+    R = 1[c] (1 + alpha c_i (s + d_q)); arXiv 2511.09158 (formula from reviews). Reconstructed: alpha 0.5,
+    s annealed linearly 1 -> 0 over total_steps (or cosine/none), d_q = 1 - group pass rate, and the CRM as
+    a one-logit sequence classifier mapped to 0.1 + 0.9 sigmoid(logit).
+    """
 
     level = "group"
     needs_correct = True

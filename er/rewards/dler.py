@@ -81,7 +81,12 @@ class _Truncation(Reward):
 
 @REWARDS.register("dler")
 class Dler(_Truncation):
-    """DLER truncation: 1 if correct and completion_tokens <= L_T (4000), else 0; optional stop multiplier."""
+    """DLER truncation: 1 if correct and completion_tokens <= L_T (4000), else 0; optional stop multiplier.
+
+    R = 1[c] * 1[l <= L_T] (* (1 if finish == stop else kappa) with stop_multiplier=kappa); arXiv 2510.15110.
+    Defaults: L_T = 4000 (paper Table 4), stop_multiplier off (code-only, 0.1 in the official YAML).
+    Departure: rows over L_T that did finish also score 0 (the code relies on the generation cap).
+    """
 
     def __init__(self, L_T: int = 4000, stop_multiplier: float | None = None):
         if L_T < 1:
@@ -96,7 +101,12 @@ class Dler(_Truncation):
 
 @REWARDS.register("dler-da")
 class DlerDifficultyAware(_Truncation):
-    """DA-DLER: truncation length per group from its correctness ratio (p >= 0.5 -> 2000, else 4000); boundary and single pass reconstructed."""
+    """DA-DLER: truncation length per group from its correctness ratio (p >= 0.5 -> 2000, else 4000); boundary and single pass reconstructed.
+
+    p = mean_i c_i; L_T = lengths[k] for the first k with p >= thresholds[k], else lengths[-1];
+    R = 1[c] * 1[l <= L_T]; arXiv 2510.15110 §3.5. Defaults: thresholds=0.5, lengths=2000/4000.
+    Reconstructed: p == threshold takes the tighter tier; single pass (p from the rollouts rescored).
+    """
 
     level = "group"
     provenance = "paper"

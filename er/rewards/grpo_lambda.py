@@ -46,7 +46,12 @@ from er.rewards.dler import LENGTH_FIELDS, finished_correct
 
 @REWARDS.register("grpo-lambda")
 class GrpoLambda(Reward):
-    """GRPO-lambda (secondary source; ties, edge cases, batch size reconstructed): top-lambda groups by correctness ratio get 1 - alpha*sigmoid(length z), the rest 0/1."""
+    """GRPO-lambda (secondary source; ties, edge cases, batch size reconstructed): top-lambda groups by correctness ratio get 1 - alpha*sigmoid(length z), the rest 0/1.
+
+    p_k = mean c over group k; top ceil(lam B) groups by p (stable): r = 1[c](1 - alpha sigmoid(z)), z over
+    the group's correct lengths (population std; z = 0 if std = 0; p = 0 falls back); others r = c.
+    arXiv 2505.18086. Defaults lam 0.2, alpha 0.6 (unverified), batch_groups 32 (reconstructed).
+    """
 
     level = "batch"
     needs_correct = True

@@ -65,7 +65,13 @@ def repetition(text: str, n: int) -> float:
 
 @REWARDS.register("hapo")
 class Hapo(Reward):
-    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE)."""
+    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE).
+
+    R = 1[c] + w r_len, r_len = max(-0.7, u) if correct, min(0, u) if wrong, u = cos(pi/2 l/h) if l < 2h
+    else -1, 0 while h is null; h = min (or mean) correct length of the problem so far. arXiv 2505.11225.
+    Defaults from the code: w 1, cosine, min, floor -0.7, repetition penalty off. Departure: h is updated
+    after each group (the code: after each step).
+    """
 
     needs_correct = True
     fields = {**LENGTH_FIELDS, "id": ("string", "integer")}

@@ -55,7 +55,12 @@ def f2(b: float, beta: float = 4.0, L_max: int = 4096) -> float:
 
 @REWARDS.register("hbpo")
 class Hbpo(Reward):
-    """HBPO budget-aware reward from the row's `budget`: flat f2(b) within budget, f1 cosine decay beyond (paper form; form=code: min(f1, f2))."""
+    """HBPO budget-aware reward from the row's `budget`: flat f2(b) within budget, f1 cosine decay beyond (paper form; form=code: min(f1, f2)).
+
+    f1 = beta cos(pi n/(2 L_max)) - alpha |n - b|, f2 = beta cos(pi b/(2 L_max)); paper: R = f2 if correct and
+    n <= b, f1 if correct and b < n <= L_max, else 0; code: min(f1, f2), -1 on format errors. arXiv 2507.15844.
+    Defaults beta 4, L_max 4096, alpha 1/L_max. Departure: b from the `budget` field, not a text regex.
+    """
 
     needs_correct = True
     fields = {"completion": "string", "completion_tokens": "integer", "budget": "integer"}
