@@ -53,11 +53,15 @@ class VLLMBackend:
             init["kv_cache_memory_bytes"] = kv_cache_memory_bytes
         if enforce_eager if enforce_eager is not None else not on_gpu:
             init["enforce_eager"] = True
+        if tensor_parallel_size == 1:
+            init["distributed_executor_backend"] = "uni"  # model runner in the engine process: one spawn less
         self.debug = debug
         self._log = tempfile.NamedTemporaryFile(prefix="er-vllm-", suffix=".log", delete=False)
         env = dict(os.environ)
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # the engine core runs inside the helper process (it is already a separate process)
+        env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         self.proc = subprocess.Popen([sys.executable, "-m", "er.sampling.vllm_worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=None if debug else self._log, env=env)
         self._call({"op": "init", **init}, what=f"starting vLLM on {model_path}")
