@@ -1,0 +1,43 @@
+"""`er update` under torchrun: 2 CPU ranks (gloo) reach the same weights as 1 rank on the same data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from tests.train.helpers import read_jsonl, write_jsonl
+
+TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
+
+
+def test_two_gloo_ranks_match_one_process(tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    rows = []
+    for g in range(6):
+        for i in range(4):
+            rows.append({"prompt": f"{g} * {g} =", "group_id": f"g{g}", "group_size": 4,
+                         "completion": f" {g * g}" + " 1" * (i + g % 3), "advantage": [1.0, -1.0, 0.5, -0.5][i]})
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    args = ["-m", tiny_model, "--lr", "1e-3", "--batch-size", "12", "--max-tokens-per-micro-batch", "48",
+            "--agg", "seq-mean-token-mean", "-q", str(tmp_path / "in.jsonl")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    one = subprocess.run([sys.executable, "-m", "er.cli", "update", "--out", str(tmp_path / "one"), *args,
+                          "-o", str(tmp_path / "m1.jsonl")], capture_output=True, env=env, timeout=180)
+    assert one.returncode == 0, one.stderr.decode()[-2000:]
+    two = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "er.cli", "update",
+                          "--out", str(tmp_path / "two"), *args, "-o", str(tmp_path / "m2.jsonl")],
+                         capture_output=True, env=env, timeout=180)
+    assert two.returncode == 0, two.stderr.decode()[-3000:]
+    m1, m2 = read_jsonl(tmp_path / "m1.jsonl"), read_jsonl(tmp_path / "m2.jsonl")
+    assert [m["step"] for m in m2] == [1, 2]  # only rank 0 writes metrics
+    for a, b in zip(m1, m2):
+        assert a["loss"] == b["loss"] or abs(a["loss"] - b["loss"]) < 1e-5
+        assert a["micro_batches"] == b["micro_batches"] > 2
+    w1 = AutoModelForCausalLM.from_pretrained(tmp_path / "one" / "latest")
+    w2 = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "latest")
+    for (n, p), (_, q) in zip(w1.named_parameters(), w2.named_parameters()):
+        assert torch.allclose(p, q, atol=1e-5, rtol=0), n
