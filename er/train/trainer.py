@@ -287,7 +287,9 @@ class Trainer:
         state = self._state()
         sd = None
         if self.cfg.fsdp and self.distributed:
-            sd = {k: self._full(v).detach().cpu() for k, v in self.lm.state_dict().items()}
+            keys = set(self.lm.state_dict().keys())
+            named = list(self.lm.named_parameters()) + list(self.lm.named_buffers())  # shared weights once
+            sd = {k: self._full(v).detach().cpu() for k, v in named if k in keys}
         path = None
         if self.rank == 0:
             path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd)

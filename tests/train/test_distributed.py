@@ -13,7 +13,7 @@ from tests.train.helpers import read_jsonl, write_jsonl
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 
 
-def test_two_gloo_ranks_match_one_process(tiny_model, tmp_path):
+def test_two_gloo_ranks_match_one_process_with_ddp_and_fsdp2(tiny_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
     rows = []
@@ -28,16 +28,18 @@ def test_two_gloo_ranks_match_one_process(tiny_model, tmp_path):
     one = subprocess.run([sys.executable, "-m", "er.cli", "update", "--out", str(tmp_path / "one"), *args,
                           "-o", str(tmp_path / "m1.jsonl")], capture_output=True, env=env, timeout=180)
     assert one.returncode == 0, one.stderr.decode()[-2000:]
-    two = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "er.cli", "update",
-                          "--out", str(tmp_path / "two"), *args, "-o", str(tmp_path / "m2.jsonl")],
-                         capture_output=True, env=env, timeout=180)
-    assert two.returncode == 0, two.stderr.decode()[-3000:]
-    m1, m2 = read_jsonl(tmp_path / "m1.jsonl"), read_jsonl(tmp_path / "m2.jsonl")
-    assert [m["step"] for m in m2] == [1, 2]  # only rank 0 writes metrics
-    for a, b in zip(m1, m2):
-        assert a["loss"] == b["loss"] or abs(a["loss"] - b["loss"]) < 1e-5
-        assert a["micro_batches"] == b["micro_batches"] > 2
     w1 = AutoModelForCausalLM.from_pretrained(tmp_path / "one" / "latest")
-    w2 = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "latest")
-    for (n, p), (_, q) in zip(w1.named_parameters(), w2.named_parameters()):
-        assert torch.allclose(p, q, atol=1e-5, rtol=0), n
+    m1 = read_jsonl(tmp_path / "m1.jsonl")
+    for name, extra in (("ddp", []), ("fsdp", ["--fsdp"])):  # FSDP2 (fully_shard) runs on CPU/gloo too
+        two = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "er.cli", "update",
+                              "--out", str(tmp_path / name), *extra, *args, "-o", str(tmp_path / f"{name}.jsonl")],
+                             capture_output=True, env=env, timeout=180)
+        assert two.returncode == 0, two.stderr.decode()[-3000:]
+        m2 = read_jsonl(tmp_path / f"{name}.jsonl")
+        assert [m["step"] for m in m2] == [1, 2]  # only rank 0 writes metrics
+        for a, b in zip(m1, m2):
+            assert abs(a["loss"] - b["loss"]) < 1e-5
+            assert a["micro_batches"] == b["micro_batches"] > 2
+        w2 = AutoModelForCausalLM.from_pretrained(tmp_path / name / "latest")
+        for (n, p), (_, q) in zip(w1.named_parameters(), w2.named_parameters()):
+            assert torch.allclose(p, q, atol=1e-5, rtol=0), (name, n)
