@@ -23,6 +23,7 @@ BUILTIN_MODULES = (
     "er.rewards.hbpo",
     "er.rewards.crf",
     "er.rewards.baselines",
+    "er.rewards.tail",
 )
 
 REWARDS: Registry = Registry("reward", builtins=BUILTIN_MODULES)
