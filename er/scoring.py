@@ -62,7 +62,14 @@ class Scorer:
             self.rewards.append((key, reward, weight))
         self.workers = workers
         self.timeout = timeout
-        self.needs_correct = any(getattr(r, "needs_correct", False) for _, r, _ in self.rewards)
+        # A reward that judges answers itself (`judges_correct`, e.g. `tail`) sets `correct` for the
+        # rewards that need it, instead of math-verify.
+        judges = [(k, r) for k, r, _ in self.rewards if getattr(r, "judges_correct", False)]
+        if len(judges) > 1:
+            raise UsageError(f"only one reward can judge correctness, got {', '.join(k for k, _ in judges)}")
+        self.judge = judges[0] if judges else None
+        self.needs_correct = self.judge is None and any(getattr(r, "needs_correct", False)
+                                                        for _, r, _ in self.rewards)
         self.whole_groups = any(getattr(r, "level", "row") != "row" for _, r, _ in self.rewards)
         sizes = {r.batch_groups for _, r, _ in self.rewards if getattr(r, "level", "row") == "batch"}
         if len(sizes) > 1:
@@ -151,10 +158,28 @@ class Scorer:
                 if group is not None:
                     yield group
 
+    def _judge(self, group: list[Row], stream: RecordStream) -> list[Row]:
+        """Set `correct` from the judging reward (1 -> True, 0 -> False, null -> null)."""
+        records = [r[2] for r in group]
+        try:
+            values = self.judge[1](records)
+        except ErError as exc:
+            reject_group(stream, group, exc)
+            return []
+        for record, v in zip(records, values):
+            v = finite_or_none(v)
+            record["correct"] = None if v is None else v >= 1.0
+            if v is None:
+                stream.note(f"null correct ({self.judge[0]})")
+        return group
+
     def _reward(self, group: list[Row], stream: RecordStream, batch_values: dict | None = None) -> list[Row]:
         records = [r[2] for r in group]
         columns = []
         for key, reward, _ in self.rewards:
+            if self.judge is not None and key == self.judge[0]:  # already judged: its value is `correct`
+                columns.append([None if r["correct"] is None else float(r["correct"]) for r in records])
+                continue
             try:
                 values = batch_values[key] if batch_values and key in batch_values else reward(records)
             except ErError as exc:
@@ -220,6 +245,8 @@ class Scorer:
         valid = (g for g in (self._valid(g, stream) for g in groups) if g)
         if self.needs_correct:
             valid = self._verify(valid, stream)
+        elif self.judge is not None:
+            valid = (g for g in (self._judge(g, stream) for g in valid) if g)
         try:
             if self.batch_groups:
                 yield from self._batches(valid, stream)

@@ -9,6 +9,8 @@ the mapping.
 Class attributes the scorer reads:
 - `level`: "row" or "group" (group rewards refuse partial groups),
 - `needs_correct`: the scorer verifies rows that carry no `correct` before calling,
+- `judges_correct`: this reward IS a verifier (1 = correct, 0 = wrong, null = cannot judge): when
+  it is in the run, it sets `correct` for the others instead of math-verify (e.g. `tail`),
 - `fields`: the record fields read, with JSON types, checked cheaply per row,
 - `provenance`: "code", "paper", "notes" or "reconstructed" (shown by `er score --list`).
 """
