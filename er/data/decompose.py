@@ -241,23 +241,36 @@ def _encoder(tokenizer):
     encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
 
     def run(texts: list[str]):
+        from itertools import chain
+
         import numpy as np
 
         ids = [e.ids for e in encode(texts, add_special_tokens=False)]
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter((t for x in ids for t in x), dtype=np.int32, count=int(lengths.sum()))
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
         return lengths, flat
 
     return run
 
 
-def _worker_fn(tokenizer):
+def default_tokenizer_workers() -> int:
+    """One worker per 4 cores (at least one); each runs the Rust tokenizer on cores/workers threads."""
+    from er.pool import default_workers
+
+    return max(1, default_workers() // 4)
+
+
+def _worker_fn(tokenizer, workers: int):
     encode = _encoder(tokenizer)
     configured = []
 
     def fn(texts):
-        if not configured:  # each worker is one of the parallel lanes: no Rust threads inside it
-            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        if not configured:  # the cores are shared out between the workers' Rust thread pools
+            from er.pool import default_workers
+
+            threads = max(1, default_workers() // workers)
+            os.environ["RAYON_NUM_THREADS"] = str(threads)
+            os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
             configured.append(True)
         yield encode(texts)
 
@@ -277,7 +290,7 @@ class Decomposer:
 
     def __init__(self, stream, *, tokenizer: str | None = None, min_len: int = 256, max_len: int = 8192,
                  overflow: str = "split-max", target_shift: str = "exact", append_eos: str | None = None,
-                 workers: int = 0, seed: int | None = None, window_chars: int = 1 << 18, window_docs: int = 256):
+                 workers: int = 0, seed: int | None = None, window_chars: int = 1 << 20, window_docs: int = 1024):
         if overflow not in OVERFLOWS:
             raise UsageError(f"--overflow must be one of {', '.join(OVERFLOWS)}, not {overflow!r}")
         if target_shift not in SHIFTS:
@@ -348,7 +361,7 @@ class Decomposer:
             return
         from er.pool import Failure, OrderedPool
 
-        pool = OrderedPool(_worker_fn(self.tokenizer), self.workers, item_timeout=3600.0,
+        pool = OrderedPool(_worker_fn(self.tokenizer, self.workers), self.workers, item_timeout=3600.0,
                            resume=lambda p, k: p, size=lambda p: 1 if p else 0, window=2 * self.workers + 2)
         with pool:
             for docs, results in pool.imap((docs, texts) for docs, texts in windows):
