@@ -90,7 +90,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
         if rank == 0:
             stream.note("rows trained on", batch.rows)
             stream.write(metrics)
-            stream.end_group()
+            stream.writer.flush()  # one record per step, seconds apart: a watcher sees each at once
     if steps and (last_saved is None or ckpt.read_step(last_saved) != trainer.step):
         path = trainer.save()
         if rank == 0:
