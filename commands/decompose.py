@@ -36,6 +36,8 @@ def run(
 ) -> None:
     """Decompose documents (`text` or `token_ids`) into chunks of 2^i tokens: `doc_id`, `bucket`, `offset`, `token_ids`.
 
+    `doc_id` is the record's `doc_id`, else its `id`, else the document's index in the input.
+
     Binary decomposition of each document's length, largest piece first (Pouransari et al. 2024).
     With --batches: a variable-sequence-length schedule of b-token steps drawn from the buckets by
     the curriculum (input: documents or chunk records). Statistics go to stderr (and --stats).

@@ -328,13 +328,13 @@ class Decomposer:
                 if isinstance(text, str):
                     if self.tokenizer is None:
                         raise ErError("record has `text` but no --tokenizer was given (or give `token_ids`)")
-                    doc = Document(row, record.get("id", self._n), self._n)
+                    doc = Document(row, record.get("doc_id", record.get("id", self._n)), self._n)
                     texts.append(text)
                     chars += len(text)
                 elif isinstance(ids, list):
                     if not all(type(t) is int and t >= 0 for t in ids):
                         raise ErError("field 'token_ids' should be a list of non-negative integers")
-                    doc = Document(row, record.get("id", self._n), self._n, np.asarray(ids, dtype=np.int32))
+                    doc = Document(row, record.get("doc_id", record.get("id", self._n)), self._n, np.asarray(ids, dtype=np.int32))
                 elif text is None and ids is None:
                     raise ErError("document has neither 'text' (string) nor 'token_ids' (list of integers)")
                 else:

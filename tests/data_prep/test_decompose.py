@@ -236,3 +236,9 @@ def test_stats_with_arrow_output_is_refused():
 def test_stats_record_is_valid_json_and_last():
     p = run_er("decompose", "--stats", input=jsonl(docs_with_ids([256])), check=True)
     assert set(orjson.loads(p.stdout.splitlines()[-1])) == {"stats"}
+
+
+def test_doc_id_comes_from_doc_id_then_id_then_the_document_index():
+    docs = [{"doc_id": "a", "id": "x", "token_ids": [1] * 256}, {"id": "b", "token_ids": [1] * 256}, {"token_ids": [1] * 256}]
+    out = parse_jsonl(run_er("decompose", input=jsonl(docs), check=True).stdout)
+    assert [r["doc_id"] for r in out] == ["a", "b", 2]
