@@ -232,6 +232,9 @@ class Sampler:
                     "group_id": p.group_id, "sample_idx": sub.start + k, "group_size": n, "completion": text,
                     "completion_tokens": len(ids), "prompt_tokens": len(req.prompt_ids),
                     "finish_reason": c.finish_reason, "policy": dict(policy), "sampling": dict(sampling),
+                    # the exact context the completion was drawn from (template, system turn, intervention
+                    # text and prefill included), so `er update` trains on that context and no other
+                    "prompt_token_ids": list(req.prompt_ids),
                 })
                 if prefill:
                     rec["prefix"] = prefill

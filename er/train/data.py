@@ -113,9 +113,15 @@ class ExampleBuilder:
         prompt = record.get("prompt")
         if prompt is None and self.loss != "sft":
             raise ErError("missing field 'prompt'")
-        prompt_ids = self._prompt_ids(prompt) if prompt is not None else []
+        context = record.get("prompt_token_ids")  # what `er sample` conditioned on, exactly
+        if context is not None:
+            if not isinstance(context, list) or not all(type(t) is int for t in context):
+                raise ErError("field 'prompt_token_ids' should be a list of integers")
+            prompt_ids = context
+        else:
+            prompt_ids = self._prompt_ids(prompt) if prompt is not None else []
         ids = prompt_ids + completion
-        bad = [t for t in completion if t < 0 or t >= self.vocab_size]
+        bad = [t for t in ids if t < 0 or t >= self.vocab_size]
         if bad:
             raise ErError(f"token id {bad[0]} is outside the model's vocabulary (0..{self.vocab_size - 1})")
         if self.max_positions and len(ids) > self.max_positions:

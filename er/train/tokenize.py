@@ -9,8 +9,9 @@ before its first generated token.
 - a message list `[{role, content}, ...]`: `tokenizer.apply_chat_template(messages,
   add_generation_prompt=True, tokenize=True)`, i.e. the chat prompt ending with the assistant header.
 
-`er sample` must produce its `prompt_tokens` with this function so the learner re-tokenises exactly
-what the sampler conditioned on.
+Records from `er sample` carry `prompt_token_ids`, the exact context the completion was drawn from
+(chat template, system turn, intervention text and prefill included); `er update` trains on those ids
+and only encodes `prompt` itself for records that lack them (SFT data, completions from elsewhere).
 
 `encode_completion(tokenizer, record)` gives the completion ids: the record's `token_ids` when present
 (what the sampler actually generated, EOS included if it kept it), else `completion` tokenised without
