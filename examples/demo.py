@@ -1,39 +1,124 @@
-"""The main job on the embedded default: score the shipped rollouts and turn them into advantages.
+"""The main job: a tiny reasoner learns to think shorter, on a laptop CPU, with er's own commands.
 
-    make demo
+    make demo                     # or: python examples/demo.py [--steps 30] [--workdir out/demo]
 
-Runs `er score --reward math --reward format | er advantage --estimator batch --dynamic-sampling`
-over examples/data/samples.jsonl as real subprocesses and prints what a person reads first: per
-group, the completions' lengths, verdicts, rewards and advantages.
+1. The model: a ~0.3M-parameter Qwen2-style model that was taught TAIL-style comparison traces in
+   two styles, concise and full (`er synth-tail ... | er update --loss sft`, see
+   examples/tiny-reasoner/RECIPE.md; `make tiny-model` rebuilds it). It is loaded from the repository.
+2. Before: `er sample | er score --reward tail | er eval` on held-out problems.
+3. RL, the streaming loop of the project card with DLER's recipe in miniature:
+       er sample --watch ckpt --loop | er score --reward tail:weight=0 --reward dler:L_T=.. \
+         | er advantage --estimator batch --dynamic-sampling | er update --loss grpo --clip-high 0.28
+   (`tail` judges each answer exactly and sets `correct`; DLER's truncation reward pays 1 only for a
+   correct answer within L_T tokens.)
+4. After: the same evaluation of ckpt/latest, then `er eval --compare --format md` prints the
+   before/after table and `--plot` writes the accuracy-vs-length figure.
+
+Every number printed comes from this run; nothing is fixed in advance.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
-
-import orjson
 
 HERE = Path(__file__).resolve().parent
 ER = [sys.executable, "-m", "er.cli"]
+MODEL = HERE / "tiny-reasoner"
+TASK = "compare"
+
+
+def er(*args: str, stdin=None, stdout=None) -> subprocess.Popen:
+    return subprocess.Popen([*ER, *args], stdin=stdin, stdout=stdout)
+
+
+def run_pipe(*stages: list[str], out: Path) -> None:
+    """stage1 | stage2 | ... > out, every process checked."""
+    procs = []
+    with open(out, "wb") as sink:
+        prev = None
+        for i, args in enumerate(stages):
+            last = i == len(stages) - 1
+            p = er(*args, stdin=prev.stdout if prev else None, stdout=sink if last else subprocess.PIPE)
+            if prev is not None:
+                prev.stdout.close()
+            procs.append(p)
+            prev = p
+        codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a stage failed ({codes}): {' | '.join(' '.join(s) for s in stages)}")
+
+
+def evaluate(model: str, prompts: Path, out: Path, samples: int, max_tokens: int) -> None:
+    run_pipe(["sample", "-m", model, str(prompts), "-n", str(samples), "--temperature", "1.0",
+              "--max-tokens", str(max_tokens), "--seed", "1", "--backend", "transformers", "-q"],
+             ["score", "-r", "tail", "-q"], out=out)
 
 
 def main() -> None:
-    data = HERE / "data" / "samples.jsonl"
-    score = subprocess.Popen([*ER, "score", "-r", "math", "-r", "format", str(data)], stdout=subprocess.PIPE)
-    advantage = subprocess.run([*ER, "advantage", "-e", "batch", "--dynamic-sampling"], stdin=score.stdout,
-                               capture_output=True, check=True)
-    score.stdout.close()
-    if score.wait() != 0:
-        raise SystemExit("er score failed")
-    print(advantage.stderr.decode().strip())
-    print(f"\n{'group':<12} {'#':>2} {'tokens':>6} {'finish':<7} {'correct':<7} {'reward':>6} {'advantage':>9}")
-    for line in advantage.stdout.splitlines():
-        r = orjson.loads(line)
-        print(f"{r['group_id']:<12} {r['sample_idx']:>2} {r['completion_tokens']:>6} {r['finish_reason']:<7} "
-              f"{str(r['correct']):<7} {r['reward']:>6.2f} {r['advantage']:>9.4f}")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--workdir", default="out/demo")
+    ap.add_argument("--steps", type=int, default=30, help="optimizer steps of the RL loop")
+    ap.add_argument("--prompts-per-step", type=int, default=16)
+    ap.add_argument("-G", "--group-size", type=int, default=8)
+    ap.add_argument("--L-T", dest="L_T", type=int, default=48, help="DLER truncation length (tokens)")
+    ap.add_argument("--eval-problems", type=int, default=100)
+    ap.add_argument("--eval-samples", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=192)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    args = ap.parse_args()
+
+    work = Path(args.workdir)
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "ckpt").mkdir(parents=True)
+    started = time.monotonic()
+    train, held_out = work / "train.jsonl", work / "eval.jsonl"
+    with open(train, "wb") as f:
+        subprocess.run([*ER, "synth-tail", "--task", TASK, "--split", "short", "--seed", "101", "-q",
+                        "--n", str(args.steps * args.prompts_per_step)], stdout=f, check=True)
+    with open(held_out, "wb") as f:
+        subprocess.run([*ER, "synth-tail", "--task", TASK, "--split", "short", "--seed", "202", "-q",
+                        "--n", str(args.eval_problems)], stdout=f, check=True)
+
+    print(f"[1/4] evaluating the starting model {args.model} ...", flush=True)
+    before = work / "before.jsonl"
+    evaluate(args.model, held_out, before, args.eval_samples, args.max_tokens)
+
+    print(f"[2/4] RL: {args.steps} steps x {args.prompts_per_step} prompts x G={args.group_size}, "
+          f"DLER L_T={args.L_T} ...", flush=True)
+    ckpt = work / "ckpt"
+    n_prompts = args.steps * args.prompts_per_step
+    run_pipe(
+        ["sample", "-m", args.model, "--watch", str(ckpt), str(train), "-n", str(args.group_size),
+         "--max-tokens", str(args.max_tokens), "--temperature", "1.0", "--seed", "3", "--logprobs",
+         "--limit", str(n_prompts), "--chunk", str(args.prompts_per_step), "--backend", "transformers", "-q"],
+        ["score", "-r", "tail:weight=0", "-r", f"dler:L_T={args.L_T}", "-q"],
+        ["advantage", "-e", "batch", "--dynamic-sampling", "--batch-groups", str(args.prompts_per_step), "-q"],
+        ["update", "-m", args.model, "--out", str(ckpt), "--loss", "grpo", "--clip-high", "0.28",
+         "--lr", str(args.lr), "--batch-size", str(args.prompts_per_step * args.group_size // 2),
+         "--save-every", "1", "-q"],
+        out=work / "metrics.jsonl")
+
+    print("[3/4] evaluating the trained model ...", flush=True)
+    after = work / "after.jsonl"
+    evaluate(str(ckpt / "latest"), held_out, after, args.eval_samples, args.max_tokens)
+
+    print("[4/4] before / after\n", flush=True)
+    plot = work / "accuracy_vs_length.png"
+    table = subprocess.run([*ER, "eval", "--compare", str(before), str(after), "--format", "md",
+                            "--plot", str(plot), "-q"], capture_output=True, check=True)
+    print(table.stdout.decode())
+    print(f"plot: {plot}\nrecords: {work}/before.jsonl, {work}/after.jsonl, {work}/metrics.jsonl")
+    print(f"total {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main()

@@ -22,6 +22,7 @@ class Tail(Reward):
 
     fields = {"completion": "string", "task": "string", "answer": ("string", "number")}
     provenance = "paper"
+    judges_correct = True  # an exact verifier: in a run with other rewards it sets `correct` for them
 
     def __init__(self, check_trace: bool = False):
         self.check_trace = check_trace

@@ -123,3 +123,24 @@ def test_length_counts_tokens_words_or_chars():
 
     r = {"completion": "two words", "completion_tokens": 3}
     assert [Length()(([r]))[0], Length(unit="words")([r])[0], Length(unit="chars")([r])[0]] == [3, 2, 9]
+
+
+def test_a_judging_reward_sets_correct_for_the_rewards_that_need_it():
+    # `tail` checks TAIL answers exactly; with it in the run, dler reads its verdict, not math-verify's.
+    rows = [sample_record("g", 0, 2, task="compare", answer=">", completion="<think>x</think> \\boxed{>}",
+                          completion_tokens=10),
+            sample_record("g", 1, 2, task="compare", answer=">", completion="<think>x</think> \\boxed{<}",
+                          completion_tokens=10)]
+    out = parse_jsonl(run_er("score", "-r", "tail:weight=0", "-r", "dler:L_T=100", input=jsonl(rows), check=True).stdout)
+    assert [(r["correct"], r["rewards"], r["reward"]) for r in out] == [
+        (True, {"tail": 1.0, "dler": 1.0}, 1.0), (False, {"tail": 0.0, "dler": 0.0}, 0.0)]
+    out = parse_jsonl(run_er("score", "-r", "tail", input=jsonl(rows), check=True).stdout)
+    assert [r["correct"] for r in out] == [True, False]
+
+
+def test_two_judges_are_a_usage_error():
+    from er.errors import UsageError
+    from er.scoring import Scorer
+
+    with pytest.raises(UsageError, match="only one reward can judge correctness"):
+        Scorer(["tail", "tail:check_trace=true"])
