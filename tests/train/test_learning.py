@@ -20,7 +20,7 @@ def test_sft_drives_the_loss_down_and_greedy_decoding_reproduces_the_targets(tin
     rng.shuffle(records)  # 240 records, 10 steps of 24
     write_jsonl(tmp_path / "sft.jsonl", records)
     code, err = run_er(["update", "-m", tiny_model, "--out", tmp_path / "ck", "--loss", "sft", "--lr", "4e-3",
-                        "--batch-size", "24", "--epochs", "8", "--weight-decay", "0", tmp_path / "sft.jsonl",
+                        "--batch-size", "24", "--epochs", "12", "--weight-decay", "0", tmp_path / "sft.jsonl",
                         "-o", tmp_path / "metrics.jsonl"], capsys)
     assert code == 0, err
     losses = [m["loss"] for m in read_jsonl(tmp_path / "metrics.jsonl")]
