@@ -25,7 +25,6 @@ def iter_groups(rows: Iterable[Row], stream: RecordStream, *, require_group_id: 
         closed.add(hash(gid))
         size = group[0][2].get("group_size")
         if size is not None and len(group) != size:
-            source, line, _ = group[-1]
             msg = f"group {gid!r} has {len(group)} rows but group_size {size} (groups must be whole and contiguous)"
             for row in group:
                 stream.reject(row[0], row[1], msg, row[2])
@@ -35,32 +34,27 @@ def iter_groups(rows: Iterable[Row], stream: RecordStream, *, require_group_id: 
     for row in rows:
         record = row[2]
         gid = record.get("group_id")
-        if gid is None:
-            if require_group_id:
-                stream.reject(row[0], row[1], "missing field 'group_id' (this stage needs whole groups)", record)
-                continue
-            if current:
-                done = finish(current)
-                current = []
-                if done:
-                    yield done
-            current_id = None
-            yield [row]
-            continue
         if current and gid == current_id:
             current.append(row)
             continue
-        if current:
+        if current:  # a different group (or none) begins: the current one is closed
             done = finish(current)
             current = []
             if done:
                 yield done
+        current_id = gid
+        if gid is None:
+            if require_group_id:
+                stream.reject(row[0], row[1], "missing field 'group_id' (this stage needs whole groups)", record)
+            else:
+                yield [row]
+            continue
         if hash(gid) in closed:
             stream.reject(row[0], row[1], f"group {gid!r} reappears after its group closed "
                           "(groups must be contiguous; sort by group_id first)", record)
             current_id = None
             continue
-        current, current_id = [row], gid
+        current = [row]
     if current:
         done = finish(current)
         if done:
