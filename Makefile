@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast soak bench man lint clean
+.PHONY: demo test test-fast soak bench man lint clean tiny-model
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,10 +31,15 @@ soak: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -m soak
 
 bench: $(STAMP)
-	cd bench && for b in startup advantage score_math; do ../$(BIN)/python $$b.py || exit 1; done
+	cd bench && for b in startup advantage score_math rewards eval sample update decompose synth_tail loop long_context; do \
+	  if [ -f $$b.py ]; then ../$(BIN)/python $$b.py || exit 1; fi; done
 
 man: $(STAMP)
 	$(BIN)/python -m er.manpages man
+
+# Rebuild the demo's starting model from er's own commands (synth-tail -> update --loss sft).
+tiny-model: $(STAMP)
+	HF_HUB_OFFLINE=1 PYTHON=$(BIN)/python examples/build_tiny_reasoner.sh examples/tiny-reasoner
 
 lint: $(STAMP)
 	$(BIN)/ruff check er commands tests bench
