@@ -32,8 +32,10 @@ def build_app() -> typer.Typer:
     app = typer.Typer(
         name="er",
         help="Efficient reasoning: small commands over JSONL/Arrow record streams to train and evaluate "
-        "LLMs that think concisely.\n\n"
-        "  er sample -m MODEL prompts.jsonl -n 8 | er score --reward dler | er advantage | er update -m MODEL --out ckpt",
+        "LLMs that think concisely. Each command reads records, adds fields, writes records:\n\n"
+        "\b\n  er sample -m MODEL prompts.jsonl -n 8 | er score --reward dler \\\n"
+        "    | er advantage | er update -m MODEL --out ckpt\n\n"
+        "`er COMMAND --help` for each; `er score --list` and `er advantage --list` show the catalog.",
         no_args_is_help=True,
         add_completion=True,
         pretty_exceptions_enable=False,
@@ -47,7 +49,9 @@ def build_app() -> typer.Typer:
             if exc.name == f"er.commands.{module}":
                 continue  # not part of this build
             raise
-        app.command(name)(mod.run)
+        # The module docstring "er NAME: summary." gives the one-line summary of `er --help`.
+        summary = (mod.__doc__ or "").strip().splitlines()[0].split(":", 1)[-1].strip().rstrip(".")
+        app.command(name, short_help=summary[:1].upper() + summary[1:])(mod.run)
     return app
 
 
