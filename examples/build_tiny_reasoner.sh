@@ -19,9 +19,9 @@ import random, sys
 rows = open('$work/concise.jsonl').readlines() + open('$work/tail.jsonl').readlines()
 random.Random(0).shuffle(rows)
 open('$work/sft.jsonl', 'w').writelines(rows)"
-# 3. four passes of SFT (the file given four times is four epochs, in order)
+# 3. three passes of SFT (the file given three times is three epochs, in order)
 $er update -m "$work/base" --out "$work/sft" --loss sft --lr 2e-3 --warmup 20 --batch-size 64 -q \
-  "$work/sft.jsonl" "$work/sft.jsonl" "$work/sft.jsonl" "$work/sft.jsonl" > "$work/metrics.jsonl"
+  "$work/sft.jsonl" "$work/sft.jsonl" "$work/sft.jsonl" > "$work/metrics.jsonl"
 rm -rf "$out" && mkdir -p "$out"
 cp "$work"/sft/latest/{config.json,generation_config.json,model.safetensors,tokenizer.json,tokenizer_config.json,chat_template.jinja} "$out"/ 2>/dev/null || cp -r "$work"/sft/latest/. "$out"/
 tail -n 1 "$work/metrics.jsonl" > "$out/sft_last_step.json"

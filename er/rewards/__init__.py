@@ -28,6 +28,7 @@ BUILTIN_MODULES = (
 
 REWARDS: Registry = Registry("reward", builtins=BUILTIN_MODULES)
 
+
 def trl_reward(name: str, **params):
     """`er` reward `name` as a TRL GRPOTrainer reward function (picklable); see `er.rewards.trl`.
 
