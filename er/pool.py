@@ -45,6 +45,8 @@ def _worker_main(conn: Connection, fn: Callable[[Any], Iterable[Any]], parent: i
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A SIGTERM to the whole group (e.g. a pipe's trap) ends a worker quietly; it holds no state.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the request above took effect
         return

@@ -21,7 +21,6 @@ counted in the summary. All batch-level rewards of one run must agree on `batch_
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Iterator
 
 from er.errors import ErError, UsageError

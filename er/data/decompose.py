@@ -50,7 +50,6 @@ Appendix F statistics: average sequence length Σ l / N, average context length 
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import shutil

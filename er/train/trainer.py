@@ -22,20 +22,18 @@ DDP; only rank 0 writes checkpoints and metrics.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from er.errors import ErError, UsageError
-from er.io import log
 from er.train import checkpoint as ckpt
 from er.train import losses as L
 from er.train.batching import MicroBatch, collate, padding_fraction, plan_micro_batches

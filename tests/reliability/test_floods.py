@@ -4,7 +4,6 @@ figures to bench/results/soak-*.txt."""
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 from pathlib import Path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
 
 from er.pool import Failure, OrderedPool
 from tests.helpers import jsonl, parse_jsonl, run_er, sample_record

@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from er.sampling.base import SamplingConfig
 from er.sampling.hf import teacher_forced_logprobs
 from er.sampling.interventions import Interventions
 from er.sampling.sampler import Policy, SampleOptions, Sampler

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 WORDS = ("apple river stone cloud green light house table music paper water dream tiger happy "
          "orange silver garden window planet yellow simple little bright summer winter morning").split()
