@@ -110,7 +110,7 @@ class AdvantageRunner:
             adv = self.estimator(Batch(reward, tokens, correct, starts, fields))
         except ErError as exc:
             row = groups[0][0]
-            raise exc.located(row[0], row[1])
+            raise exc.located(row[0], row[1]) from None
         extra = {}
         if isinstance(adv, dict):  # {"advantage": ..., "other_field": ...}: extra per-row fields for the loss
             extra = {k: np.asarray(v) for k, v in adv.items() if k != "advantage"}

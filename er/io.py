@@ -364,7 +364,7 @@ class RecordWriter:
             self._schema = inferred
             self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
         names = set(self._schema.names)
-        for i, r in enumerate(rows):
+        for r in rows:
             extra = r.keys() - names
             if extra:
                 raise ErError(f"arrow output: field(s) {sorted(extra)} not in the stream's schema "

@@ -64,7 +64,7 @@ def correct_length_penalty(group: list[dict], alpha: float, eps: float) -> list[
 
     population std over the group's correct rows; z = 0 when std + eps == 0 (one correct row or all
     correct lengths equal). Null verdicts -> None and out of the statistics.
-    
+
 
     R = 1[c] (1 - alpha sigmoid((l - mean_correct)/(std_correct + 1e-7))), population std over the group's
     correct rows. arXiv 2502.04463. Default alpha 0.1 (script default). Rows without EOS score 0.
