@@ -59,6 +59,7 @@ class Scorer:
             if seen[key] > 1:  # the same reward twice with other parameters: keep both, distinctly named
                 key = f"{key}#{seen[key]}"
             self.rewards.append((key, reward, weight))
+        self._weights = [w for _, _, w in self.rewards]
         self.workers = workers
         self.timeout = timeout
         # A reward that judges answers itself (`judges_correct`, e.g. `tail`) sets `correct` for the
@@ -197,12 +198,17 @@ class Scorer:
         return group
 
     def _combine(self, values: list[float | None]) -> float | None:
-        if any(v is None for v in values):
+        if None in values:
             return None
         if self.combine == "sum":
-            return finite_or_none(sum(w * v for (_, _, w), v in zip(self.rewards, values)))
+            if len(values) == 1 and self._weights[0] == 1.0:
+                return values[0]
+            total = 0.0
+            for w, v in zip(self._weights, values):
+                total += w * v
+            return finite_or_none(total)
         total = 1.0
-        for (_, _, w), v in zip(self.rewards, values):
+        for w, v in zip(self._weights, values):
             if v < 0 and w != int(w):
                 return None
             total *= v ** w if w != 1 else v

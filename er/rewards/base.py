@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from er.errors import ErError
+
 
 class Reward:
     level: ClassVar[str] = "row"
@@ -52,8 +54,6 @@ def finite_or_none(value: float | None) -> float | None:
 
 def tokens(record: dict) -> int:
     """The completion length in tokens, as written by `er sample`."""
-    from er.errors import ErError
-
     n = record.get("completion_tokens")
     if type(n) is not int or n < 0:
         raise ErError("missing or invalid 'completion_tokens' (a length reward counts tokens; "
