@@ -35,6 +35,9 @@ def run(
     think_end: Annotated[str, typer.Option("--think-end", help="End-of-thinking token for --stop-scale (EOS when it is not one token).")] = "</think>",
     mode: Annotated[Optional[str], typer.Option("--mode", help="Adaptive reasoning: long|short force the mode marker, split = half each, auto = free (record: mode). reconstructed markers.")] = None,
     mode_markers: Annotated[str, typer.Option("--mode-markers", help="LONG,SHORT marker texts (\\n escapes allowed).")] = "<think>\\n,<think>\\n\\n</think>\\n\\n",
+    attention: Annotated[Optional[str], typer.Option("--attention", help="transformers backend only. lambda[:global=10,local=L,dist=L,chunk=512]: LM-Infinite (Han et al., NAACL 2024) Λ-shaped attention — each token sees the first `global` and the last `local` tokens, relative distance capped at `dist` for the global ones (L = the model's max_position_embeddings); the KV cache is bounded to global+local tokens and prompts longer than L are accepted. From the official code; top-k/triangle extensions not implemented.")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="transformers backend only. xl3m[:segment=L/4,question=32,keep=K,score=entropy|nll]: XL3M (Wang et al., arXiv 2405.17755), RECONSTRUCTED from the abstract: split the prompt into segments each followed by the question (its last `question` tokens), keep the `keep` segments where the model is most certain on the question (lowest mean entropy; default K = (L - question - max_tokens) / segment), in original order, then generate. Record: long_context.")] = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="transformers backend only. sirllm[:keep=1020,decay=1.0,start=4,recent=0]: SirLLM (Yao et al., arXiv 2405.12528) for multi-turn chats (prompt = message list): prefill turn by turn, token surprisal scores decayed per turn, the KV cache keeps the `start` tokens plus the top-`keep` scored (and `recent`) tokens. From the official code.")] = None,
     watch: Annotated[Optional[str], typer.Option("--watch", help="Reload the policy between chunks whenever DIR/latest points to a new complete step-N.")] = None,
     loop: Annotated[bool, typer.Option("--loop", help="Cycle the prompts forever (each epoch reshuffled by --seed).")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts.")] = None,
@@ -52,7 +55,9 @@ def run(
     """Sample completions: G sample records per prompt (group_id, sample_idx, completion, token counts, finish_reason, policy).
 
     Interventions: --budgets (HBPO), --target-length (L1 / Ruler), --level (TLDR, reconstructed),
-    --stop-scale (TS, reconstructed), --mode (adaptive long/short). Streaming RL:
+    --stop-scale (TS, reconstructed), --mode (adaptive long/short). Long inputs (transformers backend
+    only; vllm refuses them): --attention lambda (LM-Infinite), --context xl3m (XL3M, reconstructed),
+    --memory sirllm (SirLLM). Streaming RL:
     `er sample --watch ckpt --loop | er score ... | er advantage | er update --out ckpt`.
     """
     from er.io import stderr_is_tty
@@ -68,8 +73,11 @@ def run(
     iv = Interventions(budgets=parse_budgets(budgets), target=parse_target(target_length), target_style=target_style,
                        levels=parse_levels(level), mode=mode, mode_markers=markers, stop_scale=stop_scale,
                        think_end=think_end)
+    from er.sampling.longctx import parse_options
+
     opt = SampleOptions(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                        logprobs=logprobs, logprobs_mode=logprobs_mode, chat=chat, system=system, interventions=iv)
+                        logprobs=logprobs, logprobs_mode=logprobs_mode, chat=chat, system=system, interventions=iv,
+                        longctx=parse_options(attention, context, memory))
     eng = EngineOptions(backend=backend, batch_size=batch_size, chunk=chunk, tensor_parallel_size=tensor_parallel_size,
                         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, debug=debug)
     shard_t = parse_shard(shard)

@@ -35,6 +35,7 @@ class Request:
     seed: int | None
     stop_ids: list[int] = field(default_factory=list)  # extra stop tokens besides EOS
     stop_scale: StopScale | None = None
+    turns: list[int] | None = None  # tokens per chat turn (SirLLM, er.sampling.longctx); None = one turn
 
 
 @dataclass

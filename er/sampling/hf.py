@@ -10,6 +10,9 @@ every token. What it does:
 - each distinct prompt of a batch is prefilled once (left padding, position ids from the attention
   mask) and its KV cache is repeated for its samples;
 - finished rows are removed from the batch (and the cache) as they finish;
+- long inputs (er.sampling.longctx): `--attention lambda` prefills in chunks and keeps a KV cache bounded
+  to the Λ (LambdaRun); `--memory sirllm` prefills a chat turn by turn with SirLLM's eviction (batches
+  then hold the samples of one prompt); `--context xl3m` changes the prompt before it gets here;
 - sampling by inverse CDF with one uniform per step drawn up front from the sample's own
   `torch.Generator(seed + k)`; top-p keeps the smallest prefix of the sorted distribution whose mass
   reaches p (at least one token) and renormalises.
@@ -29,7 +32,8 @@ class HFBackend:
     name = "transformers"
 
     def __init__(self, model_path: str, *, batch_size: int = 64, device: str | None = None,
-                 dtype: str | None = None, eos_ids: list[int] | None = None, pad_id: int | None = None):
+                 dtype: str | None = None, eos_ids: list[int] | None = None, pad_id: int | None = None,
+                 longctx=None):
         import torch
         from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
@@ -50,6 +54,11 @@ class HFBackend:
         self.eos_ids = sorted(set(cfg_eos) | set(eos_ids or []))
         self.pad_id = pad_id if pad_id is not None else (self.eos_ids[0] if self.eos_ids else 0)
         self.max_context = getattr(self.model.config, "max_position_embeddings", None)
+        self.attention = self.memory = None
+        if longctx is not None:
+            if longctx.attention is not None:
+                self.attention = longctx.attention.install(self.model)
+            self.memory = longctx.memory
 
     def close(self) -> None:
         self.model = None
@@ -59,8 +68,10 @@ class HFBackend:
         rows = [(i, k) for i, r in enumerate(requests) for k in range(r.n)]
         rows.sort(key=lambda ik: len(requests[ik[0]].prompt_ids))  # stable: ties keep input order
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start:start + self.batch_size]
+        batches = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
+        if self.memory is not None:  # SirLLM: one prompt (its samples) per batch
+            batches = [[ik for ik in b if ik[0] == i] for b in batches for i in dict.fromkeys(i for i, _ in b)]
+        for batch in batches:
             with self.torch.inference_mode():
                 for (i, k), comp in zip(batch, self._batch(requests, batch, cfg)):
                     results[i][k] = comp
@@ -83,15 +94,29 @@ class HFBackend:
             mask[j, L - len(p):] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        run = None  # a long-context runner owning the cache (er.sampling.longctx)
+        if self.attention is not None:
+            run = self.attention.begin(self.model, ids, mask, pos)
+            cache, last = run.cache, run.logits
+        elif self.memory is not None:
+            run = self.memory.begin(self.model, prompts[0], requests[rows[0][0]].turns, dev)
+            cache, last = run.cache, run.logits
+            mask = torch.ones((1, run.kv_len), dtype=torch.long, device=dev)
+            pos = torch.full((1, 1), run.kv_len - 1, dtype=torch.long, device=dev)
+            run = None  # decoding is plain: contiguous positions after the kept cache
+        else:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+            cache, last = out.past_key_values, out.logits[:, -1, :]
+            del out
         expand = torch.tensor([uniq[i] for i, _ in rows], dtype=torch.long, device=dev)
         if len(prompts) != B or not bool((expand == torch.arange(B, device=dev)).all()):
-            cache.reorder_cache(expand)
-        logits = out.logits[:, -1, :].float().index_select(0, expand)
+            if run is None:
+                cache.reorder_cache(expand)
+            else:
+                run.reorder(expand)
+        logits = last.float().index_select(0, expand)
         mask = mask.index_select(0, expand)
         next_pos = pos[:, -1].index_select(0, expand) + 1
-        del out
 
         # ---- per-row state ------------------------------------------------------------------
         reqs = [requests[i] for i, _ in rows]
@@ -151,13 +176,20 @@ class HFBackend:
             step += 1
             if len(keep) != len(active):
                 idx = torch.tensor(keep, dtype=torch.long, device=dev)
-                cache.reorder_cache(idx)
+                if run is None:
+                    cache.reorder_cache(idx)
+                else:
+                    run.reorder(idx)
                 mask = mask.index_select(0, idx)
                 next_pos = next_pos.index_select(0, idx)
                 chosen = chosen.index_select(0, idx)
                 if uniforms is not None:
                     uniforms = uniforms.index_select(0, idx)
                 active = [active[a] for a in keep]
+            if run is not None:
+                logits = run.step(chosen.view(-1, 1), next_pos.view(-1, 1))
+                next_pos = next_pos + 1
+                continue
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             out = self.model(input_ids=chosen.view(-1, 1), attention_mask=mask, position_ids=next_pos.view(-1, 1),
                              past_key_values=cache, use_cache=True)

@@ -31,9 +31,13 @@ class EngineOptions:
     debug: bool = False
 
 
-def choose_backend(name: str) -> str:
+def choose_backend(name: str, longctx=None) -> str:
     if name not in ("auto", "transformers", "vllm"):
         raise UsageError(f"--backend must be auto, transformers or vllm, not {name!r}")
+    if longctx is not None and longctx.any():
+        if name == "vllm":
+            raise UsageError(f"{', '.join(longctx.flags())}: only the transformers backend supports these (not vllm)")
+        return "transformers"
     if name != "auto":
         return name
     from er.sampling.vllm import vllm_available
@@ -57,7 +61,7 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
     from er.sampling.hf import HFBackend
 
     return HFBackend(path, batch_size=eng.batch_size, eos_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [],
-                     pad_id=tokenizer.pad_token_id)
+                     pad_id=tokenizer.pad_token_id, longctx=opt.longctx)
 
 
 def model_context(path: str, eng: EngineOptions) -> int | None:
@@ -123,7 +127,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
     """The whole of `er sample` after flag parsing; writes to `stream` (a RecordStream)."""
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be >= 0, not {limit}")
-    kind = choose_backend(eng.backend)
+    kind = choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
     path, name = model, model
     if watcher is not None:

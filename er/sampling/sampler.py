@@ -50,6 +50,7 @@ class SampleOptions:
     system: str | None = None
     max_context: int | None = None
     interventions: Interventions = field(default_factory=Interventions)
+    longctx: object = None  # er.sampling.longctx.LongContext (transformers backend only)
 
     def __post_init__(self):
         if self.n < 1:
@@ -80,6 +81,8 @@ class _Prepared:
     ids: list[list[int]]  # prompt ids per subgroup
     caps: list[int]
     texts: list[str]
+    turns: list = field(default_factory=list)  # per subgroup: tokens per chat turn (SirLLM) or None
+    infos: list = field(default_factory=list)  # per subgroup: XL3M's selection (the record's long_context) or None
 
 
 class Sampler:
@@ -124,6 +127,10 @@ class Sampler:
     # ---- prompts -------------------------------------------------------------------------------
     def render(self, record: dict, suffix: str) -> tuple[str, bool]:
         """The prompt text and whether a chat template produced it (then no extra special tokens)."""
+        text, templated, _ = self._render(record, suffix)
+        return text, templated
+
+    def _render(self, record: dict, suffix: str) -> tuple[str, bool, list | None]:
         prompt = record["prompt"]
         if isinstance(prompt, list):
             messages = [dict(m) for m in prompt]
@@ -134,7 +141,7 @@ class Sampler:
         else:
             raise ErError(f"field 'prompt' should be a string or a message list, got {type(prompt).__name__}")
         if messages is None:
-            return (prompt + ("\n" + suffix if suffix else "")), False
+            return (prompt + ("\n" + suffix if suffix else "")), False, None
         if self.opt.system and not any(m.get("role") == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": self.opt.system})
         if suffix:
@@ -146,7 +153,22 @@ class Sampler:
                 messages.append({"role": "user", "content": suffix})
         if not getattr(self.tok, "chat_template", None):
             raise UsageError("the prompt is a message list (or --chat) but the tokenizer has no chat template")
-        return self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), True
+        return self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), True, messages
+
+    def _turns(self, text: str, messages: list | None) -> list[int] | None:
+        """Tokens per chat turn (a turn starts at each user message after the first) for SirLLM."""
+        if not messages:
+            return None
+        starts = []
+        users = [k for k, m in enumerate(messages) if m.get("role") == "user"]
+        for k in users[1:]:
+            head = self.tok.apply_chat_template(messages[:k], add_generation_prompt=False, tokenize=False)
+            if not text.startswith(head):
+                raise ErError("--memory sirllm: the chat template does not render message prefixes as prefixes")
+            starts.append(len(head))
+        offsets = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        bounds = [sum(1 for a, _ in offsets if a < c) for c in starts] + [len(offsets)]
+        return [b - a for a, b in zip([0] + bounds[:-1], bounds)]
 
     def prepare(self, row: tuple, index: int) -> _Prepared:
         source, line, record = row
@@ -163,21 +185,29 @@ class Sampler:
         group_id = rid if k == 0 else f"{rid}#{k}"
         rng = random.Random(f"{self.opt.seed}:{index}:plan")
         subs = self.opt.interventions.plan(record, self.opt.n, rng)
-        ids, caps, texts = [], [], []
+        ids, caps, texts, turns, infos = [], [], [], [], []
         context = self.opt.max_context
+        lc = self.opt.longctx
+        unbounded = lc is not None and (lc.attention is not None or lc.memory is not None)
         for sub in subs:
-            text, templated = self.render(record, sub.suffix)
+            text, templated, messages = self._render(record, sub.suffix)
             text += sub.prefill
             enc = self.tok.encode(text, add_special_tokens=not templated)
             cap = self.opt.max_tokens if sub.max_tokens is None else sub.max_tokens
-            if context is not None:
+            info = None
+            if lc is not None and lc.context is not None:
+                backend = self.policy.backend
+                enc, info = lc.context.apply(backend.model, backend.pad_id, enc, context, cap)
+            turns.append(self._turns(text, messages) if lc is not None and lc.memory is not None else None)
+            infos.append(info)
+            if context is not None and not unbounded:
                 if len(enc) >= context:
                     raise ErError(f"prompt has {len(enc)} tokens; the model context is {context}")
                 cap = min(cap, context - len(enc))
             ids.append(enc)
             caps.append(cap)
             texts.append(sub.prefill)
-        return _Prepared(row, index, group_id, subs, ids, caps, texts)
+        return _Prepared(row, index, group_id, subs, ids, caps, texts, turns, infos)
 
     # ---- generation ------------------------------------------------------------------------------
     def _requests(self, p: _Prepared) -> list[Request]:
@@ -191,7 +221,8 @@ class Sampler:
                 closed = think_end is not None and self.opt.interventions.think_end in sub.prefill
                 scale = StopScale(token, bias, think_end, closed)
             seed = None if base is None else base + sub.start
-            reqs.append(Request(ids, sub.n, cap, seed, list(self.mlt_stop_ids), scale))
+            reqs.append(Request(ids, sub.n, cap, seed, list(self.mlt_stop_ids), scale,
+                                turns=p.turns[len(reqs)] if p.turns else None))
         return reqs
 
     def generate_chunk(self, chunk: list[_Prepared]) -> Iterator[list[dict]]:
@@ -215,9 +246,12 @@ class Sampler:
         out = []
         policy = {"model": self.policy.model, "step": self.policy.step}
         n = self.opt.n
-        for sub, req, comps, prefill in zip(p.subgroups, reqs, results, p.texts):
+        infos = p.infos or [None] * len(reqs)
+        for sub, req, comps, prefill, info in zip(p.subgroups, reqs, results, p.texts, infos):
             sampling = {"temperature": self.opt.temperature, "top_p": self.opt.top_p, "max_tokens": req.max_tokens,
                         "seed": self.opt.seed}
+            if self.opt.longctx is not None and self.opt.longctx.any():
+                sampling["long_context"] = self.opt.longctx.describe()
             if self.stop_scale is not None:
                 sampling["stop_scale"] = self.opt.interventions.stop_scale
                 sampling["think_end"] = self.opt.interventions.think_end
@@ -238,6 +272,8 @@ class Sampler:
                 })
                 if prefill:
                     rec["prefix"] = prefill
+                if info is not None:
+                    rec["long_context"] = dict(info)
                 if self.opt.interventions.mode == "auto":
                     rec["mode"] = self.opt.interventions.detect_mode(text)
                 if self.opt.logprobs:
