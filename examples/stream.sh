@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The streaming RL loop (DESIGN.md, "Training loop shapes" 2): one long pipe, sampler and learner overlap.
+#
+#     MODEL=path/or/hub-name PROMPTS=prompts.jsonl STEPS=20 examples/stream.sh
+#     MODEL=... DATASET=openai/gsm8k PRESET=gsm8k SPLIT=train STEPS=20 examples/stream.sh
+#
+# runs
+#
+#     er sample -m MODEL --watch CKPT --loop --limit STEPS*PROMPTS_PER_STEP ... \
+#       | er score -r REWARD | er advantage -e ESTIMATOR --batch-groups PROMPTS_PER_STEP \
+#       | er update -m MODEL --out CKPT --resume --batch-size PROMPTS_PER_STEP*G --save-every 1 > METRICS
+#
+# `er update` writes CKPT/step-K after every step; `er sample --watch` switches to it between chunks
+# of PROMPTS_PER_STEP prompts, and the behaviour log-probs in each record correct the lag.
+#
+# Stopping: the sampler stops after STEPS*PROMPTS_PER_STEP prompts (--limit), every later stage ends
+# when its input does, so the pipe takes STEPS steps (fewer when DYNAMIC_SAMPLING drops groups) and
+# exits. The pipe runs in its own process group; on Ctrl-C, SIGTERM, or a stage failing, the whole
+# group (vLLM helpers and torchrun ranks included) is terminated, so nothing is left running.
+# Exit status: 0 when every stage succeeded, else the first failure's (pipefail); 130/143 on signals.
+#
+# Variables (environment), as in examples/stepwise/Makefile: MODEL, PROMPTS | DATASET [PRESET SPLIT],
+# STEPS, G, PROMPTS_PER_STEP, MAX_TOKENS, TEMPERATURE, BACKEND, SEED, REWARD (space-separated
+# NAME[:k=v]), SCORE_ARGS, ESTIMATOR, DYNAMIC_SAMPLING (1 = on), ADVANTAGE_ARGS, LOSS, LR, CLIP_LOW,
+# CLIP_HIGH, KL_COEF, UPDATE_ARGS, SAMPLE_ARGS, TORCHRUN (e.g. "torchrun --nproc-per-node 8"),
+# ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout).
+set -euo pipefail
+
+: "${MODEL:?set MODEL=<model dir or Hub name>}"
+STEPS=${STEPS:-20} G=${G:-8} PROMPTS_PER_STEP=${PROMPTS_PER_STEP:-16} MAX_TOKENS=${MAX_TOKENS:-1024}
+TEMPERATURE=${TEMPERATURE:-1.0} BACKEND=${BACKEND:-auto} SEED=${SEED:-0}
+REWARD=${REWARD:-dler:L_T=$MAX_TOKENS} ESTIMATOR=${ESTIMATOR:-grpo}
+LOSS=${LOSS:-grpo} LR=${LR:-1e-6} CLIP_LOW=${CLIP_LOW:-0.2} CLIP_HIGH=${CLIP_HIGH:-0.28} KL_COEF=${KL_COEF:-0}
+ER=${ER:-er} CKPT=${CKPT:-ckpt} METRICS=${METRICS:-/dev/stdout}
+
+if [[ -n "${DATASET:-}" ]]; then
+  source=(--dataset "$DATASET" ${PRESET:+--preset "$PRESET"} ${SPLIT:+--split "$SPLIT"})
+elif [[ -n "${PROMPTS:-}" ]]; then
+  source=("$PROMPTS")
+else
+  echo "stream.sh: set PROMPTS=<prompt records> or DATASET=<name or file>" >&2; exit 2
+fi
+rewards=(); for r in $REWARD; do rewards+=(-r "$r"); done
+if [[ -n "${TORCHRUN:-}" ]]; then update=($TORCHRUN -m er.cli update); else update=($ER update); fi
+mkdir -p "$CKPT"
+
+# Job control gives the background pipe a process group of its own (leader: its first process).
+set -m
+$ER sample -m "$MODEL" --watch "$CKPT" "${source[@]}" --loop --limit $((STEPS * PROMPTS_PER_STEP)) \
+    --chunk "$PROMPTS_PER_STEP" -n "$G" --max-tokens "$MAX_TOKENS" --temperature "$TEMPERATURE" \
+    --seed "$SEED" --backend "$BACKEND" --logprobs ${SAMPLE_ARGS:-} -q \
+  | $ER score "${rewards[@]}" ${SCORE_ARGS:-} -q \
+  | $ER advantage -e "$ESTIMATOR" --batch-groups "$PROMPTS_PER_STEP" ${DYNAMIC_SAMPLING:+--dynamic-sampling} \
+      ${ADVANTAGE_ARGS:-} -q \
+  | "${update[@]}" -m "$MODEL" --out "$CKPT" --resume --loss "$LOSS" --lr "$LR" \
+      --batch-size $((PROMPTS_PER_STEP * G)) --clip-low "$CLIP_LOW" --clip-high "$CLIP_HIGH" \
+      --kl-coef "$KL_COEF" --seed "$SEED" --save-every 1 ${UPDATE_ARGS:-} -q > "$METRICS" &
+set +m
+group=$(jobs -p %1)
+
+stop() {  # terminate every process of the pipe, then reap them
+  kill -TERM -- "-$group" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 -- "-$group" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$group" 2>/dev/null || true
+}
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM HUP
+
+status=0
+wait %1 || status=$?
+trap - INT TERM HUP
+stop  # stages that outlive a failed neighbour (e.g. a sampler blocked on a full pipe) end here too
+if [[ $status -eq 0 ]]; then
+  echo "stream.sh: $STEPS x $PROMPTS_PER_STEP prompts x G=$G done; $CKPT/latest -> $(readlink "$CKPT/latest")" >&2
+fi
+exit $status
