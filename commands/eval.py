@@ -11,7 +11,7 @@ from er.commands._common import Debug, Inputs, MaxLineBytes, Output, Quiet, Reje
 def run(
     inputs: Inputs = None,
     metric: Annotated[str, typer.Option("--metric", help="reasoning (accuracy/pass@k/length), ruler (PM/FM), lc-winrate (Length-Controlled AlpacaEval), emotion (AffectGPT wheel), leval, lcfo (reconstructed).")] = "reasoning",
-    by: Annotated[list[str] | None, typer.Option("--by", help="Also group by these record fields (repeatable or comma list; dotted paths reach into objects), e.g. level, budget, difficulty.")] = None,
+    by: Annotated[list[str] | None, typer.Option("--by", help="Also group by these record fields (repeatable or comma list; dotted paths reach into objects), e.g. level, budget, difficulty; length_bin = prompt_tokens in power-of-two bins [2^k, 2^(k+1)) labelled 2^k (accuracy against input length).")] = None,
     reward: Annotated[list[str] | None, typer.Option("--reward", "-r", help="Score rows that have no `correct` inline with this reward (as `er score --reward`).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes verifying answers with --reward (default: cores; 0 = in this process, no hard timeout).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per row for answer checking with --reward.")] = 10.0,
@@ -21,7 +21,7 @@ def run(
     budgets: Annotated[list[str] | None, typer.Option("--budgets", help="Token budgets b for accuracy_at_b: correct AND completion_tokens <= b (e.g. 1024,2k,4k).")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Compare runs: each input file (or model) against the baseline: relative length change, accuracy delta, AES.")] = False,
     baseline: Annotated[str | None, typer.Option("--baseline", help="The baseline model name or file for --compare (default: the first).")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n. leval / lcfo (reconstructed fields): score samples of `er sample --dataset FILE --preset leval|lcfo` (or L-Eval's own prediction files) with that metric, one report per task / ratio; LLM-judged L-Eval items are dropped (no judge run).")] = None,
     gamed: Annotated[list[str] | None, typer.Option("--gamed", help="lc-winrate: generator_2 names of length-gamed baseline variants (regularise-to-baseline).")] = None,
     lc_lambda: Annotated[float, typer.Option("--lc-lambda", help="lc-winrate: total weight of the gamed-baseline rows.")] = 0.2,
     emotion_tables: Annotated[str, typer.Option("--emotion-tables", help="emotion: directory with emotion_{wheels,synonyms,forms}.json (default: the shipped toy tables).")] = "",

@@ -43,7 +43,7 @@ def run(
     limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts.")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Read prompts with datasets.load_dataset(NAME) (or a local .jsonl/.parquet) instead of record files.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Dataset split (default: the preset's).")] = None,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Map dataset rows to prompts: gsm8k, math500, aime24, amc23, gpqa.")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Map dataset rows to prompts: gsm8k, math500, aime24, amc23, gpqa; leval, lcfo (a local JSONL in the published format: one prompt per instruction / summary ratio).")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: only prompts whose position % N == I (0-based; Slurm arrays).")] = None,
     output: Output = None,
     format: Format = "jsonl",

@@ -45,8 +45,20 @@ def file_label(source: str) -> str:
     return name
 
 
+def length_bin(prompt_tokens: Any) -> int | None:
+    """`--by length_bin`: prompt_tokens in power-of-two bins [2^k, 2^(k+1)), labelled 2^k (0 for 0; None if absent)."""
+    if type(prompt_tokens) is not int or prompt_tokens < 0:
+        return None
+    return 1 << (prompt_tokens.bit_length() - 1) if prompt_tokens else 0
+
+
 def field_getter(path: str) -> Callable[[dict], Any]:
-    """A getter for a (possibly dotted) record field; a missing field reads as None."""
+    """A getter for a (possibly dotted) record field; a missing field reads as None.
+
+    `length_bin` (when the record has no such field) is derived from `prompt_tokens` (see length_bin).
+    """
+    if path == "length_bin":
+        return lambda r: r["length_bin"] if "length_bin" in r else length_bin(r.get("prompt_tokens"))
     parts = path.split(".")
     if len(parts) == 1:
         return lambda r: r.get(path)

@@ -63,14 +63,25 @@ class Evaluation:
         if options.baseline is not None and not options.compare:
             options.compare = True
         self.preset = None
+        self.long_preset = None
         if options.preset is not None:
-            from er.data.presets import get_preset
+            from er.evaluation.longbench import LONG_PRESETS
 
-            self.preset = get_preset(options.preset)
+            if options.preset in LONG_PRESETS:  # L-Eval / LCFO: the preset picks the metric
+                self.long_preset = LONG_PRESETS[options.preset]
+                if options.metric == "reasoning":
+                    options.metric = self.long_preset.metric
+                elif options.metric != self.long_preset.metric:
+                    raise UsageError(f"--preset {options.preset} is scored with --metric {self.long_preset.metric}, "
+                                     f"not {options.metric}")
+            else:
+                from er.data.presets import get_preset
+
+                self.preset = get_preset(options.preset)
         by = []
         for b in options.by:
             by += [x.strip() for x in b.split(",") if x.strip()]
-        self.keys = Keys(by, default_dataset=self.preset.name if self.preset else None,
+        self.keys = Keys(by, default_dataset=(self.preset or self.long_preset).name if (self.preset or self.long_preset) else None,
                          run_by_file=options.compare and n_inputs > 1)
         self.scorer = None
         module, cls = METRICS[options.metric]
@@ -127,9 +138,17 @@ class Evaluation:
                 evaluated += 1
         else:
             drop = stream.drop
+            prepare = None
+            if self.long_preset is not None:
+                from er.evaluation.longbench import prepare_row
+
+                name = self.long_preset.name
+
+                def prepare(source, record):
+                    return prepare_row(name, source, record)
             for row in stream.records():
                 try:
-                    reason = add(row[0], row[2])
+                    reason = add(row[0], row[2] if prepare is None else prepare(row[0], row[2]))
                 except ErError as exc:
                     stream.reject_error(row, exc)
                     continue

@@ -75,6 +75,11 @@ def model_context(path: str, eng: EngineOptions) -> int | None:
 
 def dataset_rows(name: str, split: str | None, preset_name: str | None, stream) -> Iterator[tuple]:
     from er.data.presets import PRESETS, get_preset
+    from er.evaluation.longbench import LONG_PRESETS, prompt_rows
+
+    if preset_name in LONG_PRESETS:  # long-context benchmarks: one document -> several prompts, local files only
+        yield from prompt_rows(name, preset_name, stream)
+        return
 
     preset = get_preset(preset_name) if preset_name else None
     local = os.path.exists(name)
