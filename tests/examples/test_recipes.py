@@ -6,7 +6,6 @@ import json
 import os
 import sys
 
-import pytest
 
 from tests.examples.conftest import BIN, EXAMPLES, GSM8K, make
 
