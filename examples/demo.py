@@ -2,10 +2,10 @@
 
     make demo                     # or: python examples/demo.py [--steps 30] [--workdir out/demo]
 
-1. The model: a ~0.3M-parameter Qwen2-style model that was taught TAIL-style comparison traces in
-   two styles, concise and full (`er synth-tail ... | er update --loss sft`, see
-   examples/tiny-reasoner/RECIPE.md; `make tiny-model` rebuilds it). It is loaded from the repository.
-2. Before: `er sample | er score --reward tail | er eval` on held-out problems.
+1. The model: a ~0.25M-parameter Qwen2-style model that was taught TAIL comparison traces of
+   two-digit numbers in two styles, concise and full (`er synth-tail | er update --loss sft`;
+   examples/build_tiny_reasoner.sh, `make tiny-model`, rebuilds it). It is loaded from the repository.
+2. Before: `er sample | er score --reward tail | er eval` on held-out problems (another seed).
 3. RL, the streaming loop of the project card with DLER's recipe in miniature:
        er sample --watch ckpt --loop | er score --reward tail:weight=0 --reward dler:L_T=.. \
          | er advantage --estimator batch --dynamic-sampling | er update --loss grpo --clip-high 0.28
@@ -26,6 +26,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import orjson
+from tiny_task import two_digit
 
 HERE = Path(__file__).resolve().parent
 ER = [sys.executable, "-m", "er.cli"]
@@ -54,6 +57,16 @@ def run_pipe(*stages: list[str], out: Path) -> None:
         raise SystemExit(f"a stage failed ({codes}): {' | '.join(' '.join(s) for s in stages)}")
 
 
+def write_problems(path: Path, seed: int, count: int) -> None:
+    """`count` two-digit comparison problems from `er synth-tail` (see examples/tiny_task.py)."""
+    out = subprocess.run([*ER, "synth-tail", "--task", TASK, "--split", "short", "--seed", str(seed), "-q",
+                          "--n", str(count * 12)], capture_output=True, check=True).stdout
+    rows = [r for r in map(orjson.loads, out.splitlines()) if two_digit(r)][:count]
+    if len(rows) < count:
+        raise SystemExit(f"only {len(rows)} two-digit problems for {count}")
+    path.write_bytes(b"".join(orjson.dumps({**r, "dataset": "tail-compare-2digit"}) + b"\n" for r in rows))
+
+
 def evaluate(model: str, prompts: Path, out: Path, samples: int, max_tokens: int) -> None:
     run_pipe(["sample", "-m", model, str(prompts), "-n", str(samples), "--temperature", "1.0",
               "--max-tokens", str(max_tokens), "--seed", "1", "--backend", "transformers", "-q"],
@@ -64,14 +77,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--workdir", default="out/demo")
-    ap.add_argument("--steps", type=int, default=30, help="optimizer steps of the RL loop")
+    ap.add_argument("--steps", type=int, default=40, help="prompts-per-step batches the sampler feeds the loop")
     ap.add_argument("--prompts-per-step", type=int, default=16)
     ap.add_argument("-G", "--group-size", type=int, default=8)
     ap.add_argument("--L-T", dest="L_T", type=int, default=48, help="DLER truncation length (tokens)")
-    ap.add_argument("--eval-problems", type=int, default=100)
+    ap.add_argument("--eval-problems", type=int, default=200)
     ap.add_argument("--eval-samples", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=192)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=3e-4)
     args = ap.parse_args()
 
     work = Path(args.workdir)
@@ -80,12 +93,8 @@ def main() -> None:
     (work / "ckpt").mkdir(parents=True)
     started = time.monotonic()
     train, held_out = work / "train.jsonl", work / "eval.jsonl"
-    with open(train, "wb") as f:
-        subprocess.run([*ER, "synth-tail", "--task", TASK, "--split", "short", "--seed", "101", "-q",
-                        "--n", str(args.steps * args.prompts_per_step)], stdout=f, check=True)
-    with open(held_out, "wb") as f:
-        subprocess.run([*ER, "synth-tail", "--task", TASK, "--split", "short", "--seed", "202", "-q",
-                        "--n", str(args.eval_problems)], stdout=f, check=True)
+    write_problems(train, seed=101, count=args.steps * args.prompts_per_step)
+    write_problems(held_out, seed=202, count=args.eval_problems)
 
     print(f"[1/4] evaluating the starting model {args.model} ...", flush=True)
     before = work / "before.jsonl"
