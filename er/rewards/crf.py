@@ -50,7 +50,7 @@ class ConcisenessModel:
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
         if self.model.config.num_labels != 1:
             raise ErError(f"conciseness model {path} has {self.model.config.num_labels} outputs; "
                           "it needs one (a regression head)")

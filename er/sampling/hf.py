@@ -47,7 +47,8 @@ class HFBackend:
             kwargs["dtype"] = getattr(torch, dtype)
         elif self.device == "cpu":
             kwargs["dtype"] = torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs).to(self.device).eval()
+        # safetensors only: a pickled checkpoint (pytorch_model.bin) is never unpickled
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, use_safetensors=True, **kwargs).to(self.device).eval()
         self.batch_size = max(1, batch_size)
         cfg_eos = self.model.generation_config.eos_token_id
         cfg_eos = [cfg_eos] if isinstance(cfg_eos, int) else list(cfg_eos or [])

@@ -168,7 +168,7 @@ class Trainer:
         self.model_path = model_path
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(load_path)
-            lm = AutoModelForCausalLM.from_pretrained(load_path, dtype=torch.float32)
+            lm = AutoModelForCausalLM.from_pretrained(load_path, dtype=torch.float32, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise UsageError(f"-m {load_path}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
         lm.to(self.device)
@@ -182,7 +182,8 @@ class Trainer:
         self.ref = None
         if cfg.kl_coef > 0:
             ref_path = cfg.ref_model or model_path
-            ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32).to(self.device)
+            ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32,
+                                                          use_safetensors=True).to(self.device)
             ref_lm.eval()
             for p in ref_lm.parameters():
                 p.requires_grad_(False)

@@ -53,3 +53,42 @@ def test_the_verifier_does_not_sympify_raw_strings(tmp_path):
     out = parse_jsonl(run_er("score", "-r", "math", "--workers", "0", input=jsonl(rows), check=True).stdout)
     assert out[0]["correct"] is False
     assert not marker.exists()
+
+
+PLANT = """
+import os, pickle
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+with open("{path}", "wb") as f:
+    pickle.dump(Boom(), f)
+"""
+
+
+def test_no_pickle_is_ever_loaded_from_a_model_or_checkpoint_dir(tiny_model, tmp_path):
+    import shutil
+
+    marker = tmp_path / "unpickled"
+    # 1. a model dir whose only weights are a pickle: refused with one line, nothing unpickled
+    evil = tmp_path / "evil-model"
+    shutil.copytree(tiny_model, evil)
+    (evil / "model.safetensors").unlink()
+    subprocess.run([sys.executable, "-c", PLANT.format(marker=marker, path=evil / "pytorch_model.bin")], check=True)
+    prompts = b'{"id": "p", "prompt": "1 + 1 ="}\n'
+    proc = run_er("sample", "-m", str(evil), "-n", "1", "--max-tokens", "2", "--backend", "transformers", input=prompts)
+    assert proc.returncode == 2 and "no safetensors weights" in proc.stderr.decode()
+    proc = run_er("update", "-m", str(evil), "--out", str(tmp_path / "ck"), "--loss", "sft",
+                  input=b'{"prompt": "a", "completion": "b"}\n')
+    assert proc.returncode == 2 and b"Traceback" not in proc.stderr
+    # 2. pickles planted beside real weights (optimizer.pt, training_args.bin, rng_state.pth) are ignored
+    ckpt = tmp_path / "ck2"
+    run_er("update", "-m", tiny_model, "--out", str(ckpt), "--loss", "sft", input=b'{"prompt": "a", "completion": "b"}\n',
+           check=True)
+    latest = ckpt / "latest"
+    for name in ("optimizer.pt", "training_args.bin", "rng_state.pth", "scheduler.pt", "pytorch_model.bin"):
+        subprocess.run([sys.executable, "-c", PLANT.format(marker=marker, path=latest / name)], check=True)
+    run_er("update", "-m", tiny_model, "--out", str(ckpt), "--loss", "sft", "--resume",
+           input=b'{"prompt": "a", "completion": "b"}\n', check=True)
+    run_er("sample", "-m", str(latest), "-n", "1", "--max-tokens", "2", "--backend", "transformers", input=prompts,
+           check=True)
+    assert not marker.exists()
