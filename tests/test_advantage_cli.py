@@ -75,3 +75,13 @@ def test_unknown_fields_pass_through():
     rows = group("a", [1.0, 0.0], meta={"run": 7, "tags": ["x"]})
     out = parse_jsonl(run_er("advantage", input=jsonl(rows), check=True).stdout)
     assert out[0]["meta"] == {"run": 7, "tags": ["x"]}
+
+
+def test_closed_group_ids_survive_the_merge_into_the_compact_array():
+    from er.groups import ClosedIds
+
+    ids = ClosedIds(merge_every=4)
+    for i in range(10):
+        ids.add(hash(f"g{i}"))
+    assert all(hash(f"g{i}") in ids for i in range(10))
+    assert hash("g10") not in ids and hash("other") not in ids
