@@ -61,11 +61,7 @@ def run(
             records = schedule.batches()
         else:
             records = d.records()
-        to_lists = format == "arrow"  # pyarrow converts Python lists faster than numpy arrays
         for group in records:
-            if to_lists:
-                for r in group:
-                    r["token_ids"] = r["token_ids"].tolist()
             s.write_many(group)
             s.end_group()
         if stats:
