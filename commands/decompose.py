@@ -17,7 +17,7 @@ def run(
     overflow: Annotated[str, typer.Option(help="Documents over --max-len: split-max (paper/OLMo-core) or random-pow2 (Apple randomize, P(k) ∝ 2^(max-k)).")] = "split-max",
     target_shift: Annotated[str, typer.Option(help="exact: chunks of 2^k tokens (OLMo-core); plus-one: 2^k+1 (Apple: inputs and targets both 2^k).")] = "exact",
     append_eos: Annotated[Optional[str], typer.Option("--append-eos", help="Append this token (e.g. '<|endoftext|>', as Apple does) to every document before cutting.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Tokenizer worker processes, sharing the cores between their Rust threads (default: one per 4 cores, at least 1; 0 = in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Tokenizer worker processes, sharing the cores between their Rust threads. 0 = in this process, one window ahead in a thread (default below 8 cores; else one worker per 4 cores).")] = None,
     batches: Annotated[bool, typer.Option("--batches", help="Write a batch schedule (records with `batch`, consecutive rows of a batch = one step) instead of chunks.")] = False,
     tokens_per_batch: Annotated[int, typer.Option("--tokens-per-batch", help="b: tokens per step; a step from bucket i holds b/2^i sequences. A multiple of --max-len.")] = 65536,
     curriculum: Annotated[str, typer.Option(help="Bucket odds, shortest first: uniform, grow-linear, grow-p2, grow-p100 (reconstructed odds 100^(K-1-j)), or a comma list.")] = "grow-p2",

@@ -34,7 +34,12 @@ comma-separated list. Partial batches at the end of a bucket are dropped (as App
 shards) and counted. Within a bucket, sequences are shuffled with the seed (a permutation of
 sequence indices).
 
-Streaming / memory: `decompose` holds one tokenization window (a few batches of documents). The
+Tokenization: the fast tokenizer's batch encode over windows of documents (2 MiB of text). Below 8
+cores it runs in this process, one window ahead in a thread (the Rust encoder releases the GIL and
+uses every core, while the previous window is cut and written); from 8 cores in worker processes
+(one per 4 cores), because there turning ids into arrays in one Python process would be the limit.
+
+Streaming / memory: `decompose` holds two tokenization windows (a few batches of documents). The
 batch schedule needs every bucket's size before the first step (the curriculum depends on N_i), so
 chunks are spilled to per-bucket files on disk (flat int32 arrays: all pieces of a bucket have the
 same length) through per-bucket pools of at most one batch (b tokens each); in memory stay those
@@ -55,7 +60,7 @@ import random
 import shutil
 import tempfile
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -236,42 +241,53 @@ def load_tokenizer(path: str):
     return tok.backend_tokenizer
 
 
-def _encoder(tokenizer):
+def _encode_fn(tokenizer):
+    """The tokenizer's batch encode without special tokens (`encode_batch_fast` where it exists:
+    no offsets are computed). It runs in Rust threads and releases the GIL."""
     encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    return lambda texts: encode(texts, add_special_tokens=False)
 
-    def run(texts: list[str]):
-        from itertools import chain
 
-        import numpy as np
+def _as_arrays(encodings) -> tuple[Any, Any]:
+    """(lengths, flat int32 ids) of a window's encodings: one buffer instead of a list per document."""
+    from itertools import chain
 
-        ids = [e.ids for e in encode(texts, add_special_tokens=False)]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
-        return lengths, flat
+    import numpy as np
 
-    return run
+    ids = [e.ids for e in encodings]
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
+    return lengths, flat
+
+
+def _use_cores(threads: int) -> None:
+    """Let the Rust tokenizer use `threads` cores in this process (set before its first batch),
+    unless RAYON_NUM_THREADS or TOKENIZERS_PARALLELISM is set already: the user's choice wins."""
+    os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if threads > 1 else "false")
 
 
 def default_tokenizer_workers() -> int:
-    """One worker per 4 cores (at least one); each runs the Rust tokenizer on cores/workers threads."""
+    """0 (tokenize in this process, one window ahead in a thread) below 8 cores; else one worker
+    process per 4 cores, each running the Rust tokenizer on cores/workers threads. Worker processes
+    pay off once the cores tokenize faster than one Python process can turn ids into arrays."""
     from er.pool import default_workers
 
-    return max(1, default_workers() // 4)
+    cores = default_workers()
+    return 0 if cores < 8 else cores // 4
 
 
 def _worker_fn(tokenizer, workers: int):
-    encode = _encoder(tokenizer)
+    encode = _encode_fn(tokenizer)
     configured = []
 
     def fn(texts):
         if not configured:  # the cores are shared out between the workers' Rust thread pools
             from er.pool import default_workers
 
-            threads = max(1, default_workers() // workers)
-            os.environ["RAYON_NUM_THREADS"] = str(threads)
-            os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+            _use_cores(max(1, default_workers() // workers))
             configured.append(True)
-        yield encode(texts)
+        yield _as_arrays(encode(texts))
 
     return fn
 
@@ -289,7 +305,7 @@ class Decomposer:
 
     def __init__(self, stream, *, tokenizer: str | None = None, min_len: int = 256, max_len: int = 8192,
                  overflow: str = "split-max", target_shift: str = "exact", append_eos: str | None = None,
-                 workers: int = 0, seed: int | None = None, window_chars: int = 1 << 20, window_docs: int = 1024):
+                 workers: int = 0, seed: int | None = None, window_chars: int = 1 << 21, window_docs: int = 1024):
         if overflow not in OVERFLOWS:
             raise UsageError(f"--overflow must be one of {', '.join(OVERFLOWS)}, not {overflow!r}")
         if target_shift not in SHIFTS:
@@ -351,13 +367,47 @@ class Decomposer:
             yield docs, texts
 
     def documents(self, rows: Iterable[tuple]) -> Iterator[Document]:
-        """Every valid document with its token ids, in input order (tokenized in worker processes)."""
+        """Every valid document with its token ids, in input order."""
         windows = self._windows(rows)
-        if self.tokenizer is None or self.workers <= 0:
-            encode = _encoder(self.tokenizer) if self.tokenizer is not None else None
+        if self.tokenizer is None:
+            for docs, _ in windows:
+                yield from self._fill(docs, None)
+        elif self.workers <= 0:
+            yield from self._tokenize_ahead(windows)
+        else:
+            yield from self._tokenize_in_workers(windows)
+
+    def _tokenize_ahead(self, windows) -> Iterator[Document]:
+        """Tokenize in this process, one window ahead in a thread: the Rust encoder releases the GIL,
+        so window N+1 is encoded on all cores while window N is cut and written."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from er.pool import default_workers
+
+        _use_cores(default_workers())
+        encode = _encode_fn(self.tokenizer)
+        queue: deque = deque()
+        executor = ThreadPoolExecutor(1, thread_name_prefix="er-tokenize")
+        try:
             for docs, texts in windows:
-                yield from self._fill(docs, encode(texts) if texts else None)
-            return
+                queue.append((docs, executor.submit(encode, texts) if texts else None))
+                if len(queue) > 1:
+                    yield from self._fill_encoded(*queue.popleft())
+            while queue:
+                yield from self._fill_encoded(*queue.popleft())
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _fill_encoded(self, docs: list[Document], future) -> Iterator[Document]:
+        if future is None:
+            return self._fill(docs, None)
+        try:
+            encodings = future.result()
+        except Exception as exc:  # noqa: BLE001 - the Rust error types are not importable
+            raise ErError(f"tokenizer failed: {exc}") from None
+        return self._fill(docs, _as_arrays(encodings))
+
+    def _tokenize_in_workers(self, windows) -> Iterator[Document]:
         from er.pool import Failure, OrderedPool
 
         pool = OrderedPool(_worker_fn(self.tokenizer, self.workers), self.workers, item_timeout=3600.0,
