@@ -125,6 +125,32 @@ def test_arrow_output_carries_the_same_chunks(tmp_path):
     assert rows == j
 
 
+def test_memory_stays_flat_as_the_corpus_grows(tokenizer_dir, tmp_path):
+    import os
+    import subprocess
+
+    from tests.helpers import ER
+
+    rng = random.Random(2)
+    words = "the answer is sum add carry digit step so we get think first then total".split()
+    text = [" ".join(rng.choices(words, k=5000)) for _ in range(50)]  # ~1.5 MB of text
+
+    def peak_rss_mb(copies: int) -> float:
+        path = tmp_path / f"docs{copies}.jsonl"
+        path.write_bytes(jsonl([{"text": t} for _ in range(copies) for t in text]))
+        proc = subprocess.Popen([*ER, "decompose", str(path), "--tokenizer", tokenizer_dir, "--format", "arrow",
+                                 "-o", str(tmp_path / "out.arrow"), "-q"], stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
+        proc.stderr.close()
+        return usage.ru_maxrss / 1024
+
+    # 12 MB and 48 MB of text: both past the first full Arrow batch (8 MB of token ids), after
+    # which memory holds two tokenization windows and one batch, whatever the corpus size
+    small, large = peak_rss_mb(8), peak_rss_mb(32)
+    assert large < small * 1.2, (small, large)
+
+
 # ---- the batch schedule ------------------------------------------------------------------------
 def batches_of(records):
     steps: list[list[dict]] = []

@@ -93,6 +93,22 @@ def test_sft_takes_dataset_decomposition_batches_as_steps(tiny_model, tmp_path, 
     assert all(m["padding_frac"] == 0.0 for m in metrics)
 
 
+def test_sft_trains_on_er_decompose_batches_in_arrow_unchanged(tiny_model, tmp_path, capsys):
+    docs = [{"id": f"d{i}", "token_ids": [(13 * i + t) % 290 + 10 for t in range(8 + 7 * i)]} for i in range(16)]
+    batches = tmp_path / "batches.arrow"
+    code, err = run_er(["decompose", write_jsonl(tmp_path / "docs.jsonl", docs), "--batches", "--tokens-per-batch", "64",
+                        "--min-len", "8", "--max-len", "32", "--seed", "0", "--format", "arrow", "-o", batches], capsys)
+    assert code == 0, err
+    table = pa.ipc.open_stream(str(batches)).read_all()
+    steps = len(set(table.column("batch").to_pylist()))
+    code, err, metrics = _update(tmp_path, capsys, None, "-m", tiny_model, "--loss", "sft", "--lr", "1e-3", name=batches)
+    assert code == 0, err
+    assert len(metrics) == steps
+    # every step holds b = 64 tokens of one bucket, 2^i - 1 of each chunk predicted, no padding
+    assert all(m["tokens"] == 64 - m["samples"] and m["padding_frac"] == 0.0 for m in metrics)
+    assert sum(m["samples"] for m in metrics) == table.num_rows
+
+
 def test_mode_switch_loss_is_added_and_reported(tiny_model, tmp_path, capsys):
     rows = _rows(2, advantage=0.5)
     for i, r in enumerate(rows):
