@@ -30,10 +30,10 @@ from _util import save, table  # noqa: E402
 def make_samples(tok, n_groups=8, group_size=8, seed=0):
     rng = random.Random(seed)
     samples = []
-    for g in range(n_groups):
+    for _ in range(n_groups):
         prompt = f"{rng.randint(0, 9999)} + {rng.randint(0, 9999)} = " + "think " * rng.randint(0, 12)
         p_ids = tok(prompt)["input_ids"]
-        for i in range(group_size):
+        for _ in range(group_size):
             n = int(min(400, rng.lognormvariate(4.0, 0.8)))  # median ~55 tokens, long tail to 400
             c_ids = [rng.randint(10, len(tok) - 10) for _ in range(max(n, 2))]
             samples.append((p_ids, c_ids, rng.choice([-1.0, -0.5, 0.5, 1.0])))

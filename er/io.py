@@ -291,8 +291,7 @@ class RecordStream:
 class RecordWriter:
     """JSONL or Arrow IPC stream to stdout or to a file renamed into place on success."""
 
-    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None,
-                 batch_rows: int = ARROW_FIRST_ROWS):
+    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None):
         self.fmt = fmt
         self.output = None if output in (None, "-") else output
         self._tmp: str | None = None
@@ -311,7 +310,7 @@ class RecordWriter:
         self._arrow_schema = arrow_schema
         self._arrow_writer = None
         self._arrow_rows = 0
-        self.batch_rows = batch_rows
+        self.batch_rows = ARROW_FIRST_ROWS  # then sized by bytes (see _write_arrow_batch)
 
     def _encode(self, record: dict) -> bytes:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from er.errors import ErError, UsageError
+from er.pool import Failure, OrderedPool, default_workers
 
 CURRICULA = ("uniform", "grow-linear", "grow-p2", "grow-p100")
 OVERFLOWS = ("split-max", "random-pow2")
@@ -271,8 +272,6 @@ def default_tokenizer_workers() -> int:
     """0 (tokenize in this process, one window ahead in a thread) below 8 cores; else one worker
     process per 4 cores, each running the Rust tokenizer on cores/workers threads. Worker processes
     pay off once the cores tokenize faster than one Python process can turn ids into arrays."""
-    from er.pool import default_workers
-
     cores = default_workers()
     return 0 if cores < 8 else cores // 4
 
@@ -283,8 +282,6 @@ def _worker_fn(tokenizer, workers: int):
 
     def fn(texts):
         if not configured:  # the cores are shared out between the workers' Rust thread pools
-            from er.pool import default_workers
-
             _use_cores(max(1, default_workers() // workers))
             configured.append(True)
         yield _as_arrays(encode(texts))
@@ -382,8 +379,6 @@ class Decomposer:
         so window N+1 is encoded on all cores while window N is cut and written."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from er.pool import default_workers
-
         _use_cores(default_workers())
         encode = _encode_fn(self.tokenizer)
         queue: deque = deque()
@@ -408,8 +403,6 @@ class Decomposer:
         return self._fill(docs, _as_arrays(encodings))
 
     def _tokenize_in_workers(self, windows) -> Iterator[Document]:
-        from er.pool import Failure, OrderedPool
-
         pool = OrderedPool(_worker_fn(self.tokenizer, self.workers), self.workers, item_timeout=3600.0,
                            resume=lambda p, k: p, size=lambda p: 1 if p else 0, window=2 * self.workers + 2)
         with pool:

@@ -45,10 +45,8 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 def last_boxed(text: str) -> str | None:
     """Content of the last `\\boxed{...}` with balanced braces, or None."""
-    last = None
-    for last in boxed_contents(text):
-        pass
-    return last
+    contents = list(boxed_contents(text))
+    return contents[-1] if contents else None
 
 
 def has_think_span(text: str) -> bool:

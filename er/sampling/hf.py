@@ -128,7 +128,7 @@ class HFBackend:
         uniforms = None
         if not greedy:
             uniforms = torch.empty((B, T), dtype=torch.float64)
-            for b, ((i, k), r) in enumerate(zip(rows, reqs)):
+            for b, ((_, k), r) in enumerate(zip(rows, reqs)):
                 g = torch.Generator()
                 if r.seed is None:
                     g.seed()

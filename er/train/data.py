@@ -289,7 +289,7 @@ class StepReader:
                     try:
                         target = _mode_target([row[2] for row in g], self.mode_tolerance)
                     except ErError as exc:
-                        raise exc.located(g[0][0], g[0][1])
+                        raise exc.located(g[0][0], g[0][1]) from None
                     if target is not None:
                         first = g[0][2]
                         base = first.get("base_prompt", first.get("prompt"))

@@ -34,7 +34,7 @@ def test_leval_documents_become_one_prompt_per_instruction_with_l_eval_prompts()
 
 def predictions(prompt_records, preds):
     out = []
-    for i, (r, p) in enumerate(zip(prompt_records, preds)):
+    for r, p in zip(prompt_records, preds):
         out.append(sample_record(r["id"], 0, 1, **{k: v for k, v in r.items() if k != "id"}, id=r["id"], completion=p,
                                  policy={"model": "m", "step": 0}))
     return out

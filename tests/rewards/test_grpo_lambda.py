@@ -19,8 +19,8 @@ G2 = ([2000, 2600, 3000, 3600], [0, 0, 1, 0])
 
 
 def spec_top_group_reward(lengths, alpha=0.6):
-    l = np.array(lengths, float)
-    z = (l - l.mean()) / l.std()
+    x = np.array(lengths, float)
+    z = (x - x.mean()) / x.std()
     return [1 - alpha / (1 + math.exp(-v)) for v in z]
 
 

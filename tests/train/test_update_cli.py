@@ -111,7 +111,7 @@ def test_sft_trains_on_er_decompose_batches_in_arrow_unchanged(tiny_model, tmp_p
 
 def test_mode_switch_loss_is_added_and_reported(tiny_model, tmp_path, capsys):
     rows = _rows(2, advantage=0.5)
-    for i, r in enumerate(rows):
+    for r in rows:
         r["preferred_mode"] = "short" if r["group_id"] == "g0" else "long"
         r["base_prompt"] = "1 + 1 ="
     code, err, metrics = _update(tmp_path, capsys, rows, "-m", tiny_model, "--batch-size", "8",

@@ -148,10 +148,6 @@ def check_op(op: str) -> None:
 
 
 # ---- the checker's own runs of each algorithm: lists of (fetch dict, write dict) -------------------
-def _num(s: str) -> int:
-    return int(s)
-
-
 def _add(inp):
     x, y = inp["x"], inp["y"]
     frac = len(y) - y.index(".") - 1 if "." in y else 0
