@@ -55,7 +55,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
         else:
             log(f"er update: --resume: no checkpoint in {out_dir}; starting from {model}")
     steps = 0
-    last_saved = None
+    saved_step = None  # on every rank: save() returns the path on rank 0 only
     reader = None
     if rank == 0:
         builder = ExampleBuilder(trainer.tokenizer, cfg.loss, trainer.vocab_size, trainer.max_positions,
@@ -85,13 +85,13 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
         metrics = trainer.run_step(batch)
         steps += 1
         if cfg.save_every and trainer.step % cfg.save_every == 0:
-            last_saved = trainer.save()
-            metrics["checkpoint"] = last_saved
+            metrics["checkpoint"] = trainer.save()
+            saved_step = trainer.step
         if rank == 0:
             stream.note("rows trained on", batch.rows)
             stream.write(metrics)
             stream.writer.flush()  # one record per step, seconds apart: a watcher sees each at once
-    if steps and (last_saved is None or ckpt.read_step(last_saved) != trainer.step):
+    if steps and saved_step != trainer.step:
         path = trainer.save()
         if rank == 0:
             log(f"er update: saved {path}")

@@ -30,7 +30,9 @@ def test_two_gloo_ranks_match_one_process_with_ddp_and_fsdp2(tiny_model, tmp_pat
     assert one.returncode == 0, one.stderr.decode()[-2000:]
     w1 = AutoModelForCausalLM.from_pretrained(tmp_path / "one" / "latest")
     m1 = read_jsonl(tmp_path / "m1.jsonl")
-    for name, extra in (("ddp", []), ("fsdp", ["--fsdp"])):  # FSDP2 (fully_shard) runs on CPU/gloo too
+    # FSDP2 (fully_shard) runs on CPU/gloo too; --save-every 1 saves the last step inside the loop,
+    # so every rank must agree that no final save is due (a mismatch deadlocks the save's collectives)
+    for name, extra in (("ddp", []), ("fsdp", ["--fsdp", "--save-every", "1"])):
         two = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "er.cli", "update",
                               "--out", str(tmp_path / name), *extra, *args, "-o", str(tmp_path / f"{name}.jsonl")],
                              capture_output=True, env=env, timeout=180)
@@ -40,6 +42,8 @@ def test_two_gloo_ranks_match_one_process_with_ddp_and_fsdp2(tiny_model, tmp_pat
         for a, b in zip(m1, m2):
             assert abs(a["loss"] - b["loss"]) < 1e-5
             assert a["micro_batches"] == b["micro_batches"] > 2
+        assert sorted(p for p in os.listdir(tmp_path / name) if p.startswith("step-")) == (
+            ["step-1", "step-2"] if extra[1:] else ["step-2"])
         w2 = AutoModelForCausalLM.from_pretrained(tmp_path / name / "latest")
         for (n, p), (_, q) in zip(w1.named_parameters(), w2.named_parameters()):
             assert torch.allclose(p, q, atol=1e-5, rtol=0), (name, n)
