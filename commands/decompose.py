@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from er.commands._common import Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, Seed, stream
+from er.commands._common import MAX_LINE_DEFAULT, Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, Seed, stream
 
 
 def run(
@@ -30,7 +30,7 @@ def run(
     output: Output = None,
     format: Format = "jsonl",
     rejects: Rejects = None,
-    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

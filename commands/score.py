@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from er.commands._common import Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, print_table, stream
+from er.commands._common import MAX_LINE_DEFAULT, Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, print_table, stream
 
 
 def run(
@@ -20,7 +20,7 @@ def run(
     output: Output = None,
     format: Format = "jsonl",
     rejects: Rejects = None,
-    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from er.commands._common import Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
+from er.commands._common import MAX_LINE_DEFAULT, Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
 
 _ADV = "Policy gradient"
 _CKPT = "Checkpoints"
@@ -54,7 +54,7 @@ def run(
     strict: Annotated[bool, typer.Option("--strict", help="Error (instead of warn) on rows sampled from another policy.")] = False,
     output: Output = None,
     rejects: Rejects = None,
-    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from er.commands._common import Debug, Inputs, MaxLineBytes
+from er.commands._common import MAX_LINE_DEFAULT, Debug, Inputs, MaxLineBytes
 
 
 def run(
     inputs: Inputs = None,
     kind: Annotated[str, typer.Option("--kind", "-k", help="Record kind to check against (er schema lists them).")] = "sample",
-    max_line_bytes: MaxLineBytes = 64 * 1024 * 1024,
+    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
     debug: Debug = False,
 ) -> None:
     """Check every row of the inputs against a record schema; report every bad row with its line.

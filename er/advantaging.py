@@ -23,6 +23,7 @@ import numpy as np
 from er.advantages import ESTIMATORS
 from er.advantages.base import Batch
 from er.errors import ErError, UsageError
+from er.groups import reject_group
 from er.io import RecordStream, Row
 from er.params import bind_params, parse_spec
 
@@ -81,9 +82,7 @@ class AdvantageRunner:
             else:
                 good.append(row)
         if good and len(good) != len(group):
-            msg = f"group {group[0][2].get('group_id')!r} is incomplete after rejected rows"
-            for row in good:
-                stream.reject(row[0], row[1], msg, row[2])
+            reject_group(stream, good, ErError(f"group {group[0][2].get('group_id')!r} is incomplete after rejected rows"))
             return []
         if self.dynamic_sampling and good:
             values = {row[2]["reward"] for row in good} - {None}

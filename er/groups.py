@@ -55,9 +55,8 @@ def iter_groups(rows: Iterable[Row], stream: RecordStream, *, require_group_id: 
         closed.add(hash(gid))
         size = group[0][2].get("group_size")
         if size is not None and len(group) != size:
-            msg = f"group {gid!r} has {len(group)} rows but group_size {size} (groups must be whole and contiguous)"
-            for row in group:
-                stream.reject(row[0], row[1], msg, row[2])
+            reject_group(stream, group, ErError(f"group {gid!r} has {len(group)} rows but group_size {size} "
+                                                "(groups must be whole and contiguous)"))
             return None
         return group
 

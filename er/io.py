@@ -263,8 +263,9 @@ class RecordStream:
         """A group/batch boundary: flush now if a downstream stage may be waiting on a pipe."""
         self.writer.boundary(force=self.eager_flush)
 
-    def summary(self) -> str:
-        parts = [f"{self.n_in} in, {self.n_out} out, {self.n_rejected} rejected"]
+    def summary(self, out: str | None = None) -> str:
+        """`N in, M out, K rejected` (`out` replaces `M out`), then drops and notes."""
+        parts = [f"{self.n_in} in, {out or f'{self.n_out} out'}, {self.n_rejected} rejected"]
         if self.dropped:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items()))
             parts.append(f"{sum(self.dropped.values())} dropped ({detail})")

@@ -33,7 +33,6 @@ class Registry(Generic[T]):
             if name in self._items and self._items[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
-            obj.registry_name = name
             return obj
 
         return add
@@ -64,7 +63,6 @@ class Registry(Generic[T]):
             obj = getattr(module, attr)
         except AttributeError:
             raise UsageError(f"module {module_name!r} has no {self.kind} {attr!r}") from None
-        obj.registry_name = spec
         return obj
 
     def names(self) -> list[str]:

@@ -14,9 +14,6 @@ from typing import Any
 
 from er.errors import ErError, UnknownNameError
 
-KINDS = ("prompt", "sample", "scored", "advantaged", "metrics", "report")
-
-
 def kinds() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("er.schemas").iterdir() if p.name.endswith(".json"))
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from er.advantages import ESTIMATORS
-from er.advantages.base import Batch, Estimator, group_moments
+from er.advantages.base import Batch, Estimator
+from er.advantages.group import DrGrpo
 
 
 @ESTIMATORS.register("batch")
@@ -40,8 +41,7 @@ class BatchWhitened(Estimator):
         self.weighting, self.boost, self.eps = weighting, boost, eps
 
     def __call__(self, batch: Batch) -> np.ndarray:
-        mean, _, count = group_moments(batch.reward, batch.starts, 0)
-        centred = batch.reward - np.where(count <= 1, 0.0, mean)
+        centred = DrGrpo()(batch)  # group-mean centring
         valid = ~np.isnan(centred)
         if self.weighting == "tokens":
             w = np.where(valid, batch.tokens, 0.0)

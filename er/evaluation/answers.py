@@ -19,31 +19,14 @@ from __future__ import annotations
 import functools
 import re
 
+from er.rewards.structure import last_boxed
+
 _BOXED = ("\\boxed{", "\\fbox{")
 _LETTER = re.compile(r"(?:answer\s*(?:is|:)\s*\(?|\\boxed\{\s*\(?)([A-J])\b", re.IGNORECASE)
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} / \\fbox{...} with balanced braces, or None."""
-    start = max(text.rfind(b) for b in _BOXED)
-    if start < 0:
-        return None
-    i = text.index("{", start) + 1
-    depth, j = 1, i
-    while j < len(text):
-        ch = text[j]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-        j += 1
-    return None  # unbalanced: an unfinished answer
-
-
 def boxed_key(text: str) -> str | None:
-    content = last_boxed(text)
+    content = last_boxed(text, _BOXED)
     if content is None:
         return None
     key = "".join(content.split())
@@ -72,7 +55,7 @@ def _mv_boxed(content: str) -> str | None:
 
 
 def math_verify_key(text: str) -> str | None:
-    content = last_boxed(text)
+    content = last_boxed(text, _BOXED)
     if content is not None:
         return _mv_boxed(content) or None
     from math_verify import parse

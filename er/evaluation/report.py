@@ -16,6 +16,7 @@ Metric definitions, the pass@k estimator, budgets and AES: see `er.evaluation.me
 
 from __future__ import annotations
 
+import functools
 import os
 from array import array
 from collections import Counter
@@ -349,6 +350,7 @@ class ReasoningReport:
         return text
 
 
+@functools.cache  # looked up per report group; the installed version cannot change mid-run
 def _version(dist: str) -> str:
     from importlib import metadata
 

@@ -176,6 +176,4 @@ class Evaluation:
 
 def summary(stream: RecordStream, evaluated: int, n_reports: int) -> str:
     """The stream's summary with rows counted as evaluated (the output is report records, not rows)."""
-    head = f"{stream.n_in} in, {stream.n_out} out, {stream.n_rejected} rejected"
-    mine = f"{stream.n_in} in, {evaluated} evaluated, {stream.n_rejected} rejected"
-    return stream.summary().replace(head, mine, 1) + f"; {n_reports} report record(s)"
+    return stream.summary(out=f"{evaluated} evaluated") + f"; {n_reports} report record(s)"

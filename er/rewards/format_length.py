@@ -43,8 +43,9 @@ _PAREN = re.compile(r"\\\((.*?)\\\)", re.S)
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` with balanced braces, or None."""
+def last_balanced_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` whose braces close (an earlier one when the last is unfinished),
+    or None."""
     contents = list(boxed_contents(text))
     return contents[-1] if contents else None
 
@@ -59,7 +60,7 @@ def final_answer(text: str) -> str:
     blocks = _ANSWER.findall(text) if "<answer>" in text else None
     if blocks:
         block = blocks[-1]
-        boxed = last_boxed(block)
+        boxed = last_balanced_boxed(block)
         if boxed is not None:
             return boxed.strip()
         spans = _PAREN.findall(block)
@@ -67,7 +68,7 @@ def final_answer(text: str) -> str:
             return spans[-1].strip()
         return block.strip().strip("$").strip()
     end = text.rfind("</think>")
-    boxed = last_boxed(text if end == -1 else text[end + 8:])
+    boxed = last_balanced_boxed(text if end == -1 else text[end + 8:])
     return "" if boxed is None else boxed.strip()
 
 

@@ -31,6 +31,24 @@ def boxed_contents(text: str):
         start = text.find("\\boxed{", start + 1)
 
 
+def last_boxed(text: str, markers: tuple[str, ...] = ("\\boxed{",)) -> str | None:
+    """The content of the last `\\boxed{...}` (or other opening `markers`), or None when there is none
+    or its braces never close (an unfinished answer)."""
+    start = max(text.rfind(m) for m in markers)
+    if start < 0:
+        return None
+    i = text.index("{", start) + 1
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None
+
+
 def has_boxed(text: str) -> bool:
     """A `\\boxed{...}` with balanced braces and non-empty content."""
     return any(c.strip() for c in boxed_contents(text))

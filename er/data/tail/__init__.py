@@ -103,13 +103,6 @@ _task("combination", "Backtracking", "Permutation/Palindrome Combination", T.com
       ("How many distinct palindromes use all letters of {q}?", "Count palindromic arrangements of {q}.",
        "Palindromes from the letters {q}?"), reconstructed=True)
 
-CLASSES = ("Simulation", "Recursion", "Iteration", "Greedy", "Enumeration", "DP", "Divide & Conquer", "Backtracking")
-
-
-def get_task(name: str) -> Task:
-    return TASKS.get(name)
-
-
 def task_names(spec: str) -> list[str]:
     if spec == "all":
         return TASKS.names()
@@ -145,7 +138,7 @@ def generate(names: list[str], n: int, split: str = "short", seed: int = 0, styl
     if style not in STYLES:
         raise UsageError(f"--style must be one of {', '.join(STYLES)}, not {style!r}")
     for name in names:
-        task = get_task(name)
+        task = TASKS.get(name)
         rng = random.Random(f"tail:{seed}:{name}:{split}:{table}")
         seen: set[str] = set()
         for i in range(n):

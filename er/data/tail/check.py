@@ -23,6 +23,8 @@ import operator
 import re
 from dataclasses import dataclass
 
+from er.rewards.structure import last_boxed
+
 _STATE = re.compile(r"^S(\d+): (.*)$")
 
 
@@ -42,18 +44,8 @@ class TraceError(Exception):
 
 def final_answer(text: str) -> str | None:
     """The content of the last `\\boxed{...}` (balanced braces), stripped; None if there is none."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth = 0
-    for j in range(start + 6, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 7: j].strip()
-    return None
+    content = last_boxed(text)
+    return None if content is None else content.strip()
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
