@@ -34,9 +34,7 @@ def run(
         log(f"er validate: {source}:{line}: {error}")
 
     stream.reject = report  # type: ignore[method-assign]
-    n = 0
     for source, line, record in stream.records():
-        n += 1
         for message in errors(record, kind):
             report(source, line, message, record)
     log(f"er validate: {stream.n_in} rows, {bad} problems ({kind})")

@@ -39,7 +39,7 @@ from typing import Any
 
 from er.errors import ErError
 from er.evaluation import text as T
-from er.evaluation.report import Keys, model_of
+from er.evaluation.report import Keys
 
 LEVELS = {"level0": (10, 30, 50, 80), "level1": (150, 300, 500), "level2": (700, ">800")}
 
@@ -304,4 +304,4 @@ class LCFOReport:
         return out
 
 
-__all__ = ["EmotionReport", "LCFOReport", "LEvalReport", "RulerReport", "judge_win_rate", "model_of"]
+__all__ = ["EmotionReport", "LCFOReport", "LEvalReport", "RulerReport", "judge_win_rate"]

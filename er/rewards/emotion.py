@@ -88,14 +88,22 @@ class Wheels:
     def __init__(self, tables: str = "", level: str = "level1"):
         wheels, self.synonyms, self.forms = load_tables(tables)
         self.clusters = [clusters(w, level) for _, w in sorted(wheels.items())]
+        self._candidates: dict[str, list[str]] = {}  # per known form (a bounded set), shared by every wheel
+
+    def candidates(self, word: str) -> list[str]:
+        """The synonyms of the word's base forms, sorted (the order ties are broken in)."""
+        key = word.strip().lower()
+        found = self._candidates.get(key)
+        if found is None:
+            bases = self.forms.get(key)
+            if not bases:
+                return []
+            found = self._candidates[key] = sorted({c for b in bases for c in self.synonyms.get(b, ())})
+        return found
 
     def map(self, word: str, k: int) -> str | None:
-        bases = self.forms.get(word.strip().lower())
-        if not bases:
-            return None
-        candidates = sorted({c for b in bases for c in self.synonyms.get(b, ())})
         table = self.clusters[k]
-        for c in candidates:
+        for c in self.candidates(word):
             if c in table:
                 return table[c]
         return None

@@ -12,17 +12,9 @@ fails to load, is skipped and tried again at the next poll, and the old policy k
 from __future__ import annotations
 
 import os
-import re
 
 from er.errors import UsageError
-
-_STEP = re.compile(r"^step-(\d+)$")
-
-
-def checkpoint_step(path: str) -> int | None:
-    """N when `path` (after resolving symlinks) is a directory named step-N, else None."""
-    m = _STEP.match(os.path.basename(os.path.realpath(path.rstrip("/"))))
-    return int(m.group(1)) if m else None
+from er.train.checkpoint import checkpoint_step
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -62,7 +54,7 @@ class Watcher:
         except OSError:
             return None
         path = os.path.normpath(os.path.join(self.directory, dest))
-        return path if _STEP.match(os.path.basename(path)) else None
+        return path if checkpoint_step(path) is not None else None
 
     def poll(self) -> str | None:
         path = self.target()

@@ -125,12 +125,8 @@ class Sampler:
         return sorted(ids)
 
     # ---- prompts -------------------------------------------------------------------------------
-    def render(self, record: dict, suffix: str) -> tuple[str, bool]:
-        """The prompt text and whether a chat template produced it (then no extra special tokens)."""
-        text, templated, _ = self._render(record, suffix)
-        return text, templated
-
     def _render(self, record: dict, suffix: str) -> tuple[str, bool, list | None]:
+        """The prompt text, whether a chat template produced it (then no extra special tokens), and the messages."""
         prompt = record["prompt"]
         if isinstance(prompt, list):
             messages = [dict(m) for m in prompt]

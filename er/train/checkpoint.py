@@ -147,6 +147,12 @@ def latest_checkpoint(out_dir: str) -> str | None:
     return best
 
 
+def checkpoint_step(path: str) -> int | None:
+    """N when `path` (after resolving symlinks) is a directory named step-N, else None."""
+    m = _STEP_DIR.match(os.path.basename(os.path.realpath(path).rstrip("/")))
+    return int(m.group(1)) if m else None
+
+
 def read_step(path: str) -> int | None:
     """The training step of a checkpoint (its er_state.json, else a `step-N` name), or None."""
     real = os.path.realpath(path)
@@ -157,8 +163,7 @@ def read_step(path: str) -> int | None:
                 return step
     except (OSError, ValueError):
         pass
-    m = _STEP_DIR.match(os.path.basename(real.rstrip("/")))
-    return int(m.group(1)) if m else None
+    return checkpoint_step(real)
 
 
 def load_state(path: str) -> tuple[dict, dict]:

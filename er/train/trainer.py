@@ -36,7 +36,7 @@ import torch
 from er.errors import ErError, UsageError
 from er.train import checkpoint as ckpt
 from er.train import losses as L
-from er.train.batching import MicroBatch, collate, padding_fraction, plan_micro_batches
+from er.train.batching import MicroBatch, collate, loss_positions, padding_fraction, plan_micro_batches
 from er.train.data import StepBatch
 
 LOSSES = ("grpo", "drpo", "sft")
@@ -336,8 +336,7 @@ class Trainer:
             units = list(by_group.values())
         plans = plan_micro_batches(lengths, cfg.max_tokens_per_micro_batch, units)
         pad_frac = padding_fraction(lengths, plans)
-        seq_tokens = [max(len(e.ids) - 1 - (max(e.prompt_len, 1) - 1), 0) for e in exs]
-        n_tokens = sum(seq_tokens)
+        n_tokens = sum(max(end - start, 0) for start, end in map(loss_positions, exs))
         n_seqs = len(exs)
         norm_length = self._norm_length(exs) if cfg.agg == "seq-mean-token-sum-norm" else None
         # deal micro-batches to ranks; stand-ins keep the number of passes equal on every rank

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from er.sampling.longctx.lambda_attention import LambdaAttention, lambda_attention_forward, lambda_pattern
+from er.sampling.longctx.lambda_attention import (LambdaAttention, encoding_distance, lambda_attention_forward,
+                                                   lambda_pattern)
 
 torch.set_num_threads(1)
 
@@ -24,8 +25,8 @@ def ids_of(n, batch=1, seed=0):
 def test_pattern_is_the_spec_worked_example():
     # n = 12, n_global = 2, n_local = 4, d = 4: encoding distance per (query, key), -1 = masked (spec §3.5)
     pos = torch.arange(12)[None]
-    band, glob, dist = lambda_pattern(pos, pos, 2, 4, 4)
-    d = dist[0].tolist()
+    band, glob = lambda_pattern(pos, pos, 2, 4)
+    d = encoding_distance(pos, pos, band, glob, 4)[0].tolist()
     assert d[0] == [0] + [-1] * 11
     assert d[3] == [3, 2, 1, 0] + [-1] * 8
     assert d[4] == [4, 3, 2, 1, 0] + [-1] * 7
@@ -53,7 +54,7 @@ def test_beyond_the_window_attention_weights_have_the_lambda_shape(tiny_model):
     with torch.no_grad():
         out = lam(input_ids=ids_of(n), position_ids=torch.arange(n)[None], output_attentions=True)
     pos = torch.arange(n)[None]
-    band, glob, _ = lambda_pattern(pos, pos, 3, 8, 8)
+    band, glob = lambda_pattern(pos, pos, 3, 8)
     visible = (band | glob)[0]
     for w in out.attentions:  # (1, H, n, n) per layer
         assert w.shape[-1] == n

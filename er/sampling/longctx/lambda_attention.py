@@ -156,18 +156,23 @@ def rotate(x, positions, inv_freq):
     return x * cos + rot * sin
 
 
-def lambda_pattern(qpos, kpos, n_global: int, n_local: int, dist: int):
-    """(band, glob, distance): which (query, key) pairs are visible through the local band and through the
-    global branch (outside the band), and the encoding distance Δ' used for each visible pair
-    (−1 = masked). Shapes (B, q, k) from qpos (B, q) and kpos (B, k)."""
-    import torch
-
+def lambda_pattern(qpos, kpos, n_global: int, n_local: int):
+    """(band, glob): which (query, key) pairs are visible through the local band and through the global
+    branch (outside the band). Shapes (B, q, k) from qpos (B, q) and kpos (B, k)."""
     delta = qpos[:, :, None] - kpos[:, None, :]
     valid = (kpos >= 0)[:, None, :] & (delta >= 0) & (qpos >= 0)[:, :, None]
     band = valid & (delta < n_local)
     glob = valid & (kpos < n_global)[:, None, :] & ~band
-    distance = torch.where(band, delta, torch.where(glob, delta.clamp(max=dist), torch.full_like(delta, -1)))
-    return band, glob, distance
+    return band, glob
+
+
+def encoding_distance(qpos, kpos, band, glob, dist: int):
+    """The encoding distance Δ' of each visible pair of `lambda_pattern` (−1 = masked): Δ in the band,
+    min(Δ, d) through the global branch. The attention applies it by rotation; this spells it out."""
+    import torch
+
+    delta = qpos[:, :, None] - kpos[:, None, :]
+    return torch.where(band, delta, torch.where(glob, delta.clamp(max=dist), torch.full_like(delta, -1)))
 
 
 def lambda_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
@@ -189,7 +194,7 @@ def lambda_attention_forward(module, query, key, value, attention_mask, scaling,
     key = repeat_kv(key, module.num_key_value_groups)
     value = repeat_kv(value, module.num_key_value_groups)
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    band, glob, _ = lambda_pattern(qpos, kpos, n_global, n_local, dist)
+    band, glob = lambda_pattern(qpos, kpos, n_global, n_local)
     if n_global and bool(glob.any()):
         g = torch.arange(n_global, device=query.device)
         match = kpos[:, None, :] == g[None, :, None]  # (B, G, k)
