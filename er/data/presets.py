@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 CHOICE_SUFFIX = ("Please reason step by step, and put the letter of the correct option (A, B, C or D) "
@@ -60,14 +60,19 @@ class Preset:
         record.setdefault("dataset", self.name)
         return record
 
-    def load(self, split: str | None = None, data_files: Any = None):
-        """`datasets.load_dataset` of this preset (or of local `data_files` in JSON/Parquet shape)."""
+    def load(self, split: str | None = None):
+        """`datasets.load_dataset` of this preset from the Hub (or its cache)."""
         import datasets
 
-        if data_files is not None:
-            kind = "parquet" if str(data_files).endswith(".parquet") else "json"
-            return datasets.load_dataset(kind, data_files=data_files, split="train")
         return datasets.load_dataset(self.hf_path, self.hf_config, split=split or self.default_split)
+
+
+def load_local(path: str):
+    """A local JSON/JSONL or Parquet file as a `datasets.Dataset` (its rows in the presets' shape)."""
+    import datasets
+
+    kind = "parquet" if path.endswith(".parquet") else "json"
+    return datasets.load_dataset(kind, data_files=path, split="train")
 
 
 def gsm8k_answer(solution: str) -> str:

@@ -62,10 +62,16 @@ def win_probability(theta: float, phi: float, psi: float, delta: float, s: float
     return sigmoid(theta * c + phi * math.tanh(delta / s) + psi * gamma)
 
 
+def lc_probabilities(theta: float, psi: float, gammas):
+    """σ(θ + ψ·γ_x) per instruction (length term u = 0): the terms the LC win rate averages."""
+    import numpy as np
+
+    return 0.5 * (1 + np.tanh(0.5 * (theta + psi * np.asarray(gammas, dtype=np.float64))))
+
+
 def lc_win_rate(theta: float, psi: float, gammas) -> float:
     """Length-controlled win rate: mean over instructions of σ(θ + ψ·γ_x) (u = 0)."""
-    gammas = list(gammas)
-    return sum(sigmoid(theta + psi * g) for g in gammas) / len(gammas)
+    return float(lc_probabilities(theta, psi, list(gammas)).mean())
 
 
 def _loss_grad(beta, X, y, w):
@@ -187,8 +193,7 @@ class LCWinRateReport:
                 beta, C = fit_glm(np.array(X), np.array(Y), np.array(W), None), None
             theta, phi = float(beta[0]), float(beta[1])
             psi = float(beta[2]) if use_gamma else 0.0
-            g_arr = np.array([g if use_gamma else 0.0 for g in gammas])
-            p_hat = 0.5 * (1 + np.tanh(0.5 * (theta + psi * g_arr)))
+            p_hat = lc_probabilities(theta, psi, [g if use_gamma else 0.0 for g in gammas])
             lc = 0.5 if is_baseline else float(p_hat.mean())
             se = 0.0 if is_baseline or len(p_hat) < 2 else float(np.std(p_hat, ddof=1) / math.sqrt(len(p_hat)))
             wr = float(ys.mean())

@@ -74,7 +74,7 @@ def model_context(path: str, eng: EngineOptions) -> int | None:
 
 
 def dataset_rows(name: str, split: str | None, preset_name: str | None, stream) -> Iterator[tuple]:
-    from er.data.presets import PRESETS, get_preset
+    from er.data.presets import PRESETS, get_preset, load_local
     from er.evaluation.longbench import LONG_PRESETS, prompt_rows
 
     if preset_name in LONG_PRESETS:  # long-context benchmarks: one document -> several prompts, local files only
@@ -89,10 +89,9 @@ def dataset_rows(name: str, split: str | None, preset_name: str | None, stream) 
 
     try:
         if local:
-            kind = "parquet" if name.endswith(".parquet") else "json"
-            data = datasets.load_dataset(kind, data_files=name, split="train")
+            data = load_local(name)
         elif preset is not None and name in (preset.name, preset.hf_path):
-            data = datasets.load_dataset(preset.hf_path, preset.hf_config, split=split or preset.default_split)
+            data = preset.load(split)
         else:
             data = datasets.load_dataset(name, split=split or "train")
     except Exception as exc:  # datasets raises many kinds; one line for the user

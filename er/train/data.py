@@ -65,15 +65,13 @@ class ExampleBuilder:
     """Tokenises and checks rows (see module doc)."""
 
     def __init__(self, tokenizer: Any, loss: str, vocab_size: int, max_positions: int | None,
-                 model_path: str, out_dir: str, strict: bool = False, temperature: float | None = None,
-                 mode_switch: bool = False):
+                 model_path: str, out_dir: str, strict: bool = False, temperature: float | None = None):
         self.tok = tokenizer
         self.loss = loss
         self.vocab_size = vocab_size
         self.max_positions = max_positions
         self.strict = strict
         self.temperature = temperature
-        self.mode_switch = mode_switch
         self._same_models = {model_path, os.path.realpath(model_path)}
         self._out = os.path.realpath(out_dir)
         self._warned = False

@@ -59,8 +59,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
     reader = None
     if rank == 0:
         builder = ExampleBuilder(trainer.tokenizer, cfg.loss, trainer.vocab_size, trainer.max_positions,
-                                 model, out_dir, strict=strict, temperature=cfg.temperature,
-                                 mode_switch=cfg.mode_switch_coef > 0)
+                                 model, out_dir, strict=strict, temperature=cfg.temperature)
         reader = iter(StepReader(stream, builder, cfg.loss, cfg.batch_size, estimator, dynamic_sampling,
                                  mode_switch=cfg.mode_switch_coef > 0, mode_tolerance=mode_tolerance))
     while True:
