@@ -117,7 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_stdout()
+    if _joined_process_group():
+        # A gloo worker thread can still hold the last reference to a tensor of the final collective
+        # when the interpreter finalizes; its GIL acquire then aborts the rank (SIGABRT, "terminate
+        # called without an active exception"; pytorch/pytorch#179291). Everything is written and
+        # flushed by now, so the rank leaves without finalizing.
+        sys.stderr.flush()
+        os._exit(code)
     return code
+
+
+def _joined_process_group() -> bool:
+    trainer = sys.modules.get("er.train.trainer")
+    return bool(trainer and trainer.joined_process_group)
 
 
 class _Terminated(BaseException):

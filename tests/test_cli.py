@@ -61,3 +61,20 @@ def test_usage_errors_exit_2_with_one_line():
 def test_debug_shows_the_traceback():
     proc = run_er("advantage", "--debug", input=b"{bad\n")
     assert proc.returncode != 0 and "Traceback" in proc.stderr.decode()
+
+
+def test_a_rank_in_a_process_group_skips_finalization_but_keeps_its_output_and_exit_status():
+    # A gloo worker thread may drop the last tensor of a collective while the interpreter finalizes,
+    # which aborts the rank; so a process that joined a group ends without finalizing (atexit never
+    # runs), after flushing everything it wrote: the same bytes and status as a plain run.
+    rows = [sample_record(f"g{g}", i, 2, reward=float(i)) for g in range(2000) for i in range(2)]
+    stdin = jsonl(rows) + b"{bad\n"
+    code = ("import atexit, sys; import er.train.trainer as t; t.joined_process_group = {}; "
+            "atexit.register(lambda: print('finalized', file=sys.stderr)); "
+            "from er.cli import main; sys.exit(main(['advantage', '-e', 'grpo']))")
+    plain, rank = (subprocess.run([sys.executable, "-c", code.format(joined)], input=stdin, capture_output=True)
+                   for joined in (False, True))
+    assert plain.stderr.decode().endswith("finalized\n") and "finalized" not in rank.stderr.decode()
+    assert rank.returncode == plain.returncode == 1
+    assert rank.stderr.decode().startswith("er advantage: <stdin>:4001: ")
+    assert rank.stdout == plain.stdout and len(rank.stdout) > 1 << 20

@@ -45,7 +45,7 @@ class Watcher:
             raise UsageError(f"--watch {directory}: no such directory")
         self.directory = directory
         self.current: str | None = None  # realpath of the checkpoint in use
-        self.failed: set[str] = set()  # targets that failed to load (retried when they change... or later)
+        self.failed: set[tuple[str, int]] = set()  # (realpath, mtime) of checkpoints that would not load
 
     def target(self) -> str | None:
         link = os.path.join(self.directory, "latest")
@@ -60,9 +60,23 @@ class Watcher:
         path = self.target()
         if path is None or os.path.realpath(path) == self.current:
             return None
-        if not is_complete_checkpoint(path):
+        if not is_complete_checkpoint(path) or self._identity(path) in self.failed:
             return None
         return path
 
     def accepted(self, path: str) -> None:
         self.current = os.path.realpath(path)
+
+    def rejected(self, path: str) -> None:
+        """`path` would not load: skip it until `latest` moves on or the checkpoint is rewritten.
+
+        Retrying each chunk would reopen the engine (for vLLM, twice) on every chunk of the stream.
+        """
+        self.failed.add(self._identity(path))
+
+    @staticmethod
+    def _identity(path: str) -> tuple[str, int]:
+        try:
+            return os.path.realpath(path), os.stat(path).st_mtime_ns
+        except OSError:
+            return os.path.realpath(path), 0

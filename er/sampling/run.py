@@ -161,7 +161,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             backend = open_backend(new, kind, eng, opt, tokenizer)
         except Exception as exc:  # a checkpoint that will not load: keep sampling with the old one
             log(f"er sample: could not load {new} ({type(exc).__name__}: {exc}); keeping step {current.step}")
-            watcher.failed.add(new)
+            watcher.rejected(new)
             if kind == "vllm":
                 current.backend = open_backend(current_path[0], kind, eng, opt, tokenizer)
             return None

@@ -39,6 +39,10 @@ from er.train import losses as L
 from er.train.batching import MicroBatch, collate, loss_positions, padding_fraction, plan_micro_batches
 from er.train.data import StepBatch
 
+# Set once this process has started a torch.distributed process group; `er` then ends the process
+# without interpreter finalization (see er.cli.main).
+joined_process_group = False
+
 LOSSES = ("grpo", "drpo", "sft")
 
 
@@ -92,6 +96,14 @@ class UpdateConfig:
             raise UsageError("--is-cap must be > 0")
         if self.kl_coef < 0 or self.entropy_coef < 0 or self.mode_switch_coef < 0:
             raise UsageError("--kl-coef, --entropy-coef and --mode-switch-coef must be >= 0")
+        # a term the chosen loss has no place for is a usage error, never silently dropped
+        if self.kl_coef > 0 and self.loss != "grpo":
+            raise UsageError(f"--kl-coef applies to --loss grpo only (--loss {self.loss} has no KL-to-reference "
+                             "term; DRPO's KL to the sampling policy is --drpo-beta)")
+        if self.ref_model and self.kl_coef == 0:
+            raise UsageError("--ref-model is only used with --kl-coef > 0")
+        if self.entropy_coef > 0 and self.loss == "sft":
+            raise UsageError("--entropy-coef applies to --loss grpo or drpo, not sft")
         if self.mode_switch_coef > 0 and not self.mode_tokens:
             raise UsageError("--mode-switch-coef needs --mode-tokens LONG,SHORT (the first tokens of each mode)")
         if self.mode_switch_form not in ("ce", "hinge"):
@@ -146,7 +158,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.distributed = self.world > 1
         if self.distributed and not torch.distributed.is_initialized():
+            global joined_process_group
             torch.distributed.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+            joined_process_group = True
         self.autocast = self.device.type == "cuda"
         self.step = 0
         self.samples_seen = 0
@@ -230,12 +244,21 @@ class Trainer:
     def _full(self, t: torch.Tensor) -> torch.Tensor:
         return t.full_tensor() if hasattr(t, "full_tensor") else t
 
+    def _for_rank0(self, t: torch.Tensor) -> torch.Tensor | None:
+        """`t` whole, on the CPU, on rank 0; None on other ranks, which only help gather FSDP shards.
+
+        Copying on every rank would hold world-size copies of the weights and optimizer moments in host
+        memory at each save.
+        """
+        full = self._full(t)
+        return full.detach().cpu() if self.rank == 0 else None
+
     def _state(self) -> dict:
         tensors: dict[str, torch.Tensor] = {}
         for name, p in self.policy.named_parameters():
             for k, v in self.optimizer.state.get(p, {}).items():
-                if torch.is_tensor(v):
-                    tensors[f"optim.{name}.{k}"] = self._full(v).detach().cpu()
+                if torch.is_tensor(v) and (whole := self._for_rank0(v)) is not None:
+                    tensors[f"optim.{name}.{k}"] = whole
         tensors["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -283,12 +306,14 @@ class Trainer:
 
     def save(self) -> str | None:
         """Write DIR/step-N (rank 0); every rank must call it (FSDP gathers shards)."""
-        state = self._state()
-        sd = None
-        if self.cfg.fsdp and self.distributed:
+        sharded = self.cfg.fsdp and self.distributed
+        state = sd = None
+        if self.rank == 0 or sharded:  # under FSDP every rank takes part in gathering each tensor
+            state = self._state()
+        if sharded:
             keys = set(self.lm.state_dict().keys())
             named = list(self.lm.named_parameters()) + list(self.lm.named_buffers())  # shared weights once
-            sd = {k: self._full(v).detach().cpu() for k, v in named if k in keys}
+            sd = {k: whole for k, v in named if k in keys and (whole := self._for_rank0(v)) is not None}
         path = None
         if self.rank == 0:
             path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd)

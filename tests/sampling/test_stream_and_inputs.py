@@ -86,6 +86,34 @@ def test_watcher_only_follows_complete_step_dirs(tmp_path, tiny_model):
     assert checkpoint_step(str(ckpt / "latest")) == 5 and checkpoint_step(tiny_model) is None
 
 
+def test_a_checkpoint_that_will_not_load_is_tried_once_and_sampling_goes_on(tmp_path, tiny_model, second_model,
+                                                                           capsys):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    shutil.copytree(tiny_model, ckpt / "step-0")
+    point_latest(ckpt, "step-0")
+
+    def rows():
+        for i in range(6):
+            if i == 1:  # complete-looking, but the weights are not safetensors
+                shutil.copytree(tiny_model, ckpt / "step-1")
+                (ckpt / "step-1" / "model.safetensors").write_bytes(b"not weights")
+                point_latest(ckpt, "step-1")
+            if i == 4:
+                shutil.copytree(second_model, ckpt / "step-2")
+                point_latest(ckpt, "step-2")
+            yield "<rows>", i + 1, {"id": f"p{i}", "prompt": "1 + 2 ="}
+
+    out = tmp_path / "out.jsonl"
+    with RecordStream("sample", ["-"], output=str(out), quiet=True) as s:
+        sample(s, model=None, opt=SampleOptions(n=1, max_tokens=2, seed=3),
+               eng=EngineOptions(backend="transformers", chunk=1), watch=str(ckpt), rows=rows())
+    steps = [orjson.loads(x)["policy"]["step"] for x in out.read_bytes().splitlines()]
+    assert steps == [0, 0, 0, 0, 2, 2]
+    err = capsys.readouterr().err
+    assert err.count("could not load") == 1 and "keeping step 0" in err
+
+
 def test_watch_with_half_written_latest_keeps_the_given_model(er_sample, tmp_path, tiny_model):
     ckpt = tmp_path / "ck"
     (ckpt / "step-9").mkdir(parents=True)

@@ -8,6 +8,7 @@ import sys
 
 import torch
 
+from er.train.checkpoint import load_state
 from tests.train.helpers import read_jsonl, write_jsonl
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
@@ -30,6 +31,8 @@ def test_two_gloo_ranks_match_one_process_with_ddp_and_fsdp2(tiny_model, tmp_pat
     assert one.returncode == 0, one.stderr.decode()[-2000:]
     w1 = AutoModelForCausalLM.from_pretrained(tmp_path / "one" / "latest")
     m1 = read_jsonl(tmp_path / "m1.jsonl")
+    moments1 = {k: v for k, v in load_state(str(tmp_path / "one" / "latest"))[1].items() if k.startswith("optim.")}
+    assert len(moments1) > 2
     # FSDP2 (fully_shard) runs on CPU/gloo too; --save-every 1 saves the last step inside the loop,
     # so every rank must agree that no final save is due (a mismatch deadlocks the save's collectives)
     for name, extra in (("ddp", []), ("fsdp", ["--fsdp", "--save-every", "1"])):
@@ -47,3 +50,8 @@ def test_two_gloo_ranks_match_one_process_with_ddp_and_fsdp2(tiny_model, tmp_pat
         w2 = AutoModelForCausalLM.from_pretrained(tmp_path / name / "latest")
         for (n, p), (_, q) in zip(w1.named_parameters(), w2.named_parameters()):
             assert torch.allclose(p, q, atol=1e-5, rtol=0), (name, n)
+        # the optimizer moments rank 0 writes are whole (gathered from every rank's shard under FSDP)
+        moments2 = {k: v for k, v in load_state(str(tmp_path / name / "latest"))[1].items() if k.startswith("optim.")}
+        assert moments2.keys() == moments1.keys()
+        for k, v in moments1.items():
+            assert torch.allclose(v, moments2[k], atol=1e-9, rtol=1e-3), (name, k)

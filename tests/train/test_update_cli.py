@@ -177,6 +177,18 @@ def test_rows_from_another_policy_warn_or_fail_with_strict(model_copy, tmp_path,
     assert code == 0, err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--loss", "sft", "--kl-coef", "0.01"], "--kl-coef applies to --loss grpo only"),
+    (["--loss", "drpo", "--kl-coef", "0.01"], "--kl-coef applies to --loss grpo only"),
+    (["--ref-model", "other"], "--ref-model is only used with --kl-coef > 0"),
+    (["--loss", "sft", "--entropy-coef", "0.01"], "--entropy-coef applies to --loss grpo or drpo"),
+])
+def test_a_term_the_loss_has_no_place_for_is_a_usage_error(tiny_model, tmp_path, capsys, args, message):
+    code, err, _ = _update(tmp_path, capsys, _rows(1, advantage=1.0), "-m", tiny_model, *args)
+    assert code == 2 and message in err
+    assert not (tmp_path / "ck").exists()  # refused before anything is loaded or written
+
+
 def test_an_unwritable_out_dir_is_a_usage_error(tiny_model, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     write_jsonl(tmp_path / "in.jsonl", _rows(1, advantage=1.0))
