@@ -115,17 +115,10 @@ class Scorer:
         from er.rewards import verify
 
         def parts_of(group: list[Row]) -> list[list[Row]]:
-            # Rows still needing a verdict, by gold answer: one part per group in practice, so the
-            # gold is parsed once per group.
-            by_gold: dict[str, list[Row]] = {}
-            for row in group:
-                if "correct" not in row[2]:
-                    by_gold.setdefault(repr(row[2]["answer"]), []).append(row)
-            return list(by_gold.values())
+            return [[group[i] for i in part] for part in verify.unverified_parts([r[2] for r in group])]
 
         def payload(part: list[Row]):
-            items = [(r[2]["completion"], r[2].get("finish_reason") != "length") for r in part]
-            return part[0][2]["answer"], items, self.timeout
+            return verify.group_payload([r[2] for r in part], self.timeout)
 
         def apply(part: list[Row], results: list) -> None:
             for row, res in zip(part, results):

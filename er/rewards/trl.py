@@ -123,16 +123,12 @@ class TrlReward:
     def _verify(self, group: list[dict]) -> None:
         from er.rewards import verify
 
-        pending = [r for r in group if "correct" not in r]
-        by_gold: dict[str, list[dict]] = {}
-        for r in pending:
-            if r.get("answer") is None:
+        for r in group:
+            if "correct" not in r and r.get("answer") is None:
                 r["correct"] = None
-            else:
-                by_gold.setdefault(repr(r["answer"]), []).append(r)
-        for part in by_gold.values():
-            items = [(r["completion"], r.get("finish_reason") != "length") for r in part]
-            for r, res in zip(part, verify.check_group((part[0]["answer"], items, self.timeout))):
+        for part in verify.unverified_parts(group):
+            records = [group[i] for i in part]
+            for r, res in zip(records, verify.check_group(verify.group_payload(records, self.timeout))):
                 r["correct"] = None if isinstance(res, verify.Null) else bool(res)
 
     # ---- TRL's entry point -------------------------------------------------------------------------

@@ -76,6 +76,23 @@ def check(gold, completion: str, timeout: float = 5.0) -> bool | Null:
         return Null(f"verifier error ({type(exc).__name__})")
 
 
+def unverified_parts(records: list[dict]) -> list[list[int]]:
+    """Indices of the records with no `correct` yet, split by gold answer.
+
+    One part per group in practice, so each group's gold is parsed once.
+    """
+    parts: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        if "correct" not in record:
+            parts.setdefault(repr(record["answer"]), []).append(i)
+    return list(parts.values())
+
+
+def group_payload(records: list[dict], timeout: float) -> tuple[Any, list[tuple[str, bool]], float]:
+    """`check_group`'s payload for records sharing one gold answer."""
+    return records[0]["answer"], [(r["completion"], r.get("finish_reason") != "length") for r in records], timeout
+
+
 def check_group(payload: tuple[Any, list[tuple[str, bool]], float]) -> Iterator[bool | Null]:
     """Worker entry: `(answer, [(completion, finished), ...], timeout)`; gold parsed once per group."""
     answer, items, timeout = payload
