@@ -90,7 +90,8 @@ def test_default_sizes_follow_the_window_and_generation_budget():
 
 def test_model_question_logits_read_the_positions_that_predict_the_question(hf_model):
     seqs = [[11, 12, 13, 14, 20, 21], [15, 16, 20, 21]]
-    got = model_question_logits(hf_model, pad_id=0, batch=2)(seqs, 2)
+    got = list(model_question_logits(hf_model, pad_id=0, batch=2)(seqs, 2))
+    assert len(got) == len(seqs)
     for s, x in zip(seqs, got):
         with torch.no_grad():
             full = hf_model(input_ids=torch.tensor([s])).logits[0]

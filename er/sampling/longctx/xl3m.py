@@ -60,15 +60,15 @@ def select(ids: Sequence[int], question_logits: Callable[[list[list[int]], int],
            question: int, keep: int, score: str = "entropy") -> tuple[list[int], dict]:
     """The key context of `ids` and what was decided.
 
-    `question_logits(sequences, l_q)` returns, for each sequence S_k ⊕ Q, the logits (l_q, V) that predict
-    the question tokens (the positions len(S_k)−1 .. len(S_k)+l_q−2).
+    `question_logits(sequences, l_q)` returns (or yields), for each sequence S_k ⊕ Q, the logits (l_q, V) that
+    predict the question tokens (the positions len(S_k)−1 .. len(S_k)+l_q−2).
     """
     segments, q = split(ids, segment, question)
     info = {"method": "xl3m", "input_tokens": len(ids), "segments": len(segments), "question_tokens": len(q)}
     if len(segments) <= keep or not q:
         info.update(selected=list(range(len(segments))), certainty=None)
         return list(ids), info
-    logits = question_logits([s + q for s in segments], len(q))
+    logits = question_logits([s + q for s in segments], len(q))  # may be lazy: one segment's logits at a time
     if score == "entropy":
         h = [entropy_certainty(x) for x in logits]
     else:
@@ -79,13 +79,19 @@ def select(ids: Sequence[int], question_logits: Callable[[list[list[int]], int],
 
 
 def model_question_logits(model, pad_id: int, batch: int = 8):
-    """question_logits for a causal LM: right-padded batches, logits at the question-predicting positions."""
+    """question_logits for a causal LM: right-padded batches, logits at the question-predicting positions.
 
-    def run(sequences: list[list[int]], lq: int) -> list:
+    Yields one (l_q, V) tensor per sequence, computed `batch` sequences at a time: the LM head runs only at
+    those l_q positions (not all l_s + l_q), and a segment's logits are dropped once its certainty is read,
+    so memory stays at batch x l_q x V however long the context.
+    """
+
+    def run(sequences: list[list[int]], lq: int):
         import torch
 
-        out = []
         dev = model.device
+        base = getattr(model, model.base_model_prefix)
+        head = model.get_output_embeddings()
         for s in range(0, len(sequences), batch):
             chunk = sequences[s:s + batch]
             L = max(len(x) for x in chunk)
@@ -94,12 +100,13 @@ def model_question_logits(model, pad_id: int, batch: int = 8):
             for j, x in enumerate(chunk):
                 ids[j, :len(x)] = torch.tensor(x)
                 mask[j, :len(x)] = 1
+            # the last position predicts nothing we score: positions len−1−lq .. len−2 predict Q
+            cols = torch.tensor([[len(x) - 1 - lq + t for t in range(lq)] for x in chunk], device=dev)
+            rows = torch.arange(len(chunk), device=dev)[:, None]
             with torch.inference_mode():
-                logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
-            for j, x in enumerate(chunk):
-                end = len(x) - 1  # the last position predicts nothing we score
-                out.append(logits[j, end - lq:end].float().cpu())
-        return out
+                hidden = base(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False).last_hidden_state
+                logits = head(hidden[rows, cols]).float().cpu()
+            yield from logits
 
     return run
 
