@@ -76,6 +76,11 @@ class _Reader:
     def get(self, name: str):
         return self._h[self.files[name]].get_tensor(name)
 
+    def header(self, name: str) -> tuple[str, tuple[int, ...]]:
+        """(safetensors dtype such as "BF16", shape) from the file header, without reading the data."""
+        view = self._h[self.files[name]].get_slice(name)
+        return view.get_dtype(), tuple(view.get_shape())
+
 
 def _is_float(t) -> bool:
     return t.is_floating_point()
@@ -150,16 +155,15 @@ def merge(base_path: str, tuned_path: str, out_path: str, top_frac: float = 0.25
     bfiles, tfiles = _weight_files(base_path), _weight_files(tuned_path)
     base, tuned = _Reader(bfiles), _Reader(tfiles)
     names = [n for n in tfiles if n in bfiles]
-    float_names = []
-    for n in names:
-        t = tuned.get(n)
-        b = base.get(n)
-        if _is_float(t):
-            if b.shape != t.shape:
-                raise ErError(f"tensor {n}: shape {tuple(b.shape)} in --base but {tuple(t.shape)} in --tuned")
-            float_names.append(n)
     if os.path.lexists(out_path):
         raise UsageError(f"--out {out_path} exists; choose a new directory")
+    float_names = []
+    for n in names:
+        (t_dtype, t_shape), (_, b_shape) = tuned.header(n), base.header(n)
+        if t_dtype.startswith(("F", "BF")):  # F64/F32/F16/F8_*, BF16: the floating-point dtypes
+            if b_shape != t_shape:
+                raise ErError(f"tensor {n}: shape {b_shape} in --base but {t_shape} in --tuned")
+            float_names.append(n)
     threshold = global_threshold(base, tuned, float_names, top_frac) if scope == "global" else None
     parent = os.path.dirname(os.path.abspath(out_path)) or "."
     os.makedirs(parent, exist_ok=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from er.errors import UsageError
+from er.errors import ErError, UsageError
 from er.train.merge import merge
 
 
@@ -67,6 +67,19 @@ def test_merge_refuses_an_existing_output(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(UsageError, match="exists"):
         merge(base, base, str(tmp_path / "out"))
+
+
+def test_a_float_tensor_of_another_shape_is_refused_and_nothing_is_written(tmp_path):
+    base = _model(tmp_path / "base", {"w": torch.zeros(2, 3, dtype=torch.bfloat16), "n": torch.zeros(2, dtype=torch.int32)})
+    tuned = _model(tmp_path / "tuned", {"w": torch.zeros(3, 2, dtype=torch.bfloat16), "n": torch.zeros(5, dtype=torch.int32)})
+    with pytest.raises(ErError, match=r"tensor w: shape \(2, 3\) in --base but \(3, 2\) in --tuned"):
+        merge(base, tuned, str(tmp_path / "out"))
+    assert sorted(os.listdir(tmp_path)) == ["base", "tuned"]
+    # integer tensors are copied from the tuned model, whatever their shape
+    tuned_ok = _model(tmp_path / "ok", {"w": torch.ones(2, 3, dtype=torch.bfloat16), "n": torch.ones(5, dtype=torch.int32)})
+    merge(base, tuned_ok, str(tmp_path / "out"), top_frac=1.0, scale=1.0)
+    merged = load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert merged["n"].tolist() == [1] * 5 and merged["w"].dtype == torch.bfloat16 and bool((merged["w"] == 1).all())
 
 
 def test_merged_tiny_model_loads_with_transformers(tiny_model, tmp_path, capsys):
