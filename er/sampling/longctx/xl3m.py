@@ -81,17 +81,16 @@ def select(ids: Sequence[int], question_logits: Callable[[list[list[int]], int],
 def model_question_logits(model, pad_id: int, batch: int = 8):
     """question_logits for a causal LM: right-padded batches, logits at the question-predicting positions.
 
-    Yields one (l_q, V) tensor per sequence, computed `batch` sequences at a time: the LM head runs only at
-    those l_q positions (not all l_s + l_q), and a segment's logits are dropped once its certainty is read,
-    so memory stays at batch x l_q x V however long the context.
+    Yields one (l_q, V) tensor per sequence, computed `batch` sequences at a time. The model's own forward
+    computes logits only at the positions some sequence of the batch needs (`logits_to_keep`; any final
+    softcapping or scaling still applies), and a segment's logits are dropped once its certainty is read,
+    so memory stays near batch x 2 l_q x V however long the context.
     """
 
     def run(sequences: list[list[int]], lq: int):
         import torch
 
         dev = model.device
-        base = getattr(model, model.base_model_prefix)
-        head = model.get_output_embeddings()
         for s in range(0, len(sequences), batch):
             chunk = sequences[s:s + batch]
             L = max(len(x) for x in chunk)
@@ -101,12 +100,14 @@ def model_question_logits(model, pad_id: int, batch: int = 8):
                 ids[j, :len(x)] = torch.tensor(x)
                 mask[j, :len(x)] = 1
             # the last position predicts nothing we score: positions len−1−lq .. len−2 predict Q
-            cols = torch.tensor([[len(x) - 1 - lq + t for t in range(lq)] for x in chunk], device=dev)
-            rows = torch.arange(len(chunk), device=dev)[:, None]
+            cols = [range(len(x) - 1 - lq, len(x) - 1) for x in chunk]
+            keep = sorted({c for row in cols for c in row})
+            at = {c: i for i, c in enumerate(keep)}
             with torch.inference_mode():
-                hidden = base(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False).last_hidden_state
-                logits = head(hidden[rows, cols]).float().cpu()
-            yield from logits
+                logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False,
+                               logits_to_keep=torch.tensor(keep, device=dev)).logits
+                picked = logits[torch.arange(len(chunk))[:, None], torch.tensor([[at[c] for c in row] for row in cols])]
+            yield from picked.float().cpu()
 
     return run
 
