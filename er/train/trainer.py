@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from er.errors import ErError, UsageError
+from er.io import log
 from er.train import checkpoint as ckpt
 from er.train import losses as L
 from er.train.batching import MicroBatch, collate, loss_positions, padding_fraction, plan_micro_batches
@@ -120,19 +121,48 @@ def lr_at(cfg: UpdateConfig, step: int) -> float:
 
 
 class _Policy(torch.nn.Module):
-    """Runs the decoder, then the LM head only at the positions that predict completion tokens."""
+    """Runs the decoder, then the LM head only at the positions that predict completion tokens.
+
+    Some architectures transform the logits after the head inside `forward()` (Gemma's final softcapping,
+    Granite's and Cohere's scaling, each its own way); for those `head_only` is False and the model's full
+    forward runs instead, so that training log-probs match the sampler's.
+    """
 
     def __init__(self, lm: Any):
         super().__init__()
         self.lm = lm
+        self.head_only = head_reproduces_forward(lm)
 
     def forward(self, input_ids, attention_mask, rows, cols, temps=None):
-        base = getattr(self.lm, self.lm.base_model_prefix)
-        hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        logits = self.lm.get_output_embeddings()(hidden[rows, cols]).float()
+        if not self.head_only:
+            logits = self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+            logits = logits[rows, cols].float()
+        else:
+            base = getattr(self.lm, self.lm.base_model_prefix)
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            logits = self.lm.get_output_embeddings()(hidden[rows, cols]).float()
         if temps is not None:
             logits = logits / temps.unsqueeze(-1)
         return logits
+
+
+def head_reproduces_forward(lm: Any) -> bool:
+    """Whether decoder + LM head alone give the model's own logits, checked on an 8-token probe.
+
+    A probe rather than a list of architectures: the transforms differ per model (Granite divides by
+    `logits_scaling`, HyperCLOVA X multiplies by it) and new ones appear with each release.
+    """
+    was_training = lm.training
+    lm.eval()  # dropout would make the two passes differ
+    try:
+        ids = torch.arange(1, 9, device=lm.device)[None] % int(lm.get_input_embeddings().weight.shape[0])
+        with torch.no_grad():
+            full = lm(input_ids=ids, use_cache=False).logits[0].float()
+            hidden = getattr(lm, lm.base_model_prefix)(input_ids=ids, use_cache=False).last_hidden_state[0]
+            mine = lm.get_output_embeddings()(hidden).float()
+        return bool(torch.allclose(full, mine, rtol=1e-4, atol=1e-5))
+    finally:
+        lm.train(was_training)
 
 
 def _oom(exc: BaseException, budget: int) -> ErError:
@@ -193,6 +223,9 @@ class Trainer:
         self.vocab_size = int(lm.get_input_embeddings().weight.shape[0])
         self.max_positions = getattr(lm.config, "max_position_embeddings", None)
         self.policy = _Policy(lm)
+        if not self.policy.head_only and self.rank == 0:
+            log(f"er update: {lm.config.model_type} transforms its logits after the LM head; "
+                "computing them at every position (more memory per micro-batch)")
         self.ref = None
         if cfg.kl_coef > 0:
             ref_path = cfg.ref_model or model_path
