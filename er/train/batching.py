@@ -60,6 +60,9 @@ class MicroBatch:
     adv: torch.Tensor  # [n]
     behaviour: torch.Tensor  # [n] behaviour log-prob, NaN where the record had none
     index: list[int]  # global example index of each local sequence
+    group: torch.Tensor  # [b] group of each local sequence within the step (DRPO)
+    drpo_weight: torch.Tensor  # [b] the drpo estimator's weight of each local sequence
+    drpo_negative: torch.Tensor  # [b] whether it is one of DRPO's negatives
     n_tokens: int  # completion tokens (loss positions)
     dummy: bool = False  # a stand-in that keeps ranks in step; its loss is multiplied by 0
 
@@ -107,4 +110,7 @@ def collate(examples: list[Example], index: list[int], pad_id: int, device: torc
         adv=torch.tensor(adv, dtype=f32, device=device),
         behaviour=torch.tensor(beh, dtype=f32, device=device),
         index=list(index), n_tokens=len(labels),
+        group=torch.tensor([e.group for e in exs], dtype=torch.long, device=device),
+        drpo_weight=torch.tensor([e.drpo_weight for e in exs], dtype=f32, device=device),
+        drpo_negative=torch.tensor([e.drpo_negative for e in exs], dtype=torch.bool, device=device),
     )

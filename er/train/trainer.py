@@ -365,7 +365,8 @@ class Trainer:
         return logp
 
     # ---- the step ------------------------------------------------------------------------
-    def train_step(self, batch: StepBatch) -> dict:
+    def run_step(self, batch: StepBatch) -> dict:
+        """One optimizer step on `batch` (every rank calls it); returns its metrics record."""
         try:
             return self._train_step(batch)
         except torch.OutOfMemoryError as exc:
@@ -523,14 +524,8 @@ class Trainer:
                 loss = loss + cfg.kl_coef * kl
                 st[3] = float(kl.detach())
         else:  # drpo
-            n_local = len(mb.index)
-            scores = L.sequence_means(logp, mb.seq, n_local)
-            ex = self._batch_examples
-            dev = logp.device
-            group = torch.tensor([ex[i].group for i in mb.index], device=dev)
-            weight = torch.tensor([ex[i].drpo_weight for i in mb.index], dtype=torch.float32, device=dev)
-            neg = torch.tensor([ex[i].drpo_negative for i in mb.index], dtype=torch.bool, device=dev)
-            J, used = L.drpo_objective(scores, group, weight, neg, cfg.drpo_tau)
+            scores = L.sequence_means(logp, mb.seq, len(mb.index))
+            J, used = L.drpo_objective(scores, mb.group, mb.drpo_weight, mb.drpo_negative, cfg.drpo_tau)
             pg = -J / max(n_groups, 1)
             term, K = L.drpo_kl_term(logp, old, cfg.drpo_beta, cfg.drpo_delta)
             loss = pg + term * (mb.n_tokens / max(n_tokens, 1))
@@ -565,10 +560,6 @@ class Trainer:
         loss = per.sum() * weight
         n = 0 if weight == 0 else len(per)
         return loss, (float(per.detach().sum()) if n else 0.0, n)
-
-    def run_step(self, batch: StepBatch) -> dict:
-        self._batch_examples = batch.examples
-        return self.train_step(batch)
 
 
 def _jsonable(x):
