@@ -15,19 +15,27 @@ from er.rewards import REWARDS
 from er.rewards.base import Reward
 
 
+def _closing_brace(text: str, opening: int) -> int:
+    """Index of the `}` that closes the `{` at `opening`, or -1 when the braces never balance."""
+    depth = 0
+    for j in range(opening, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+    return -1
+
+
 def boxed_contents(text: str):
     """The content of every `\\boxed{...}` with balanced braces, in order of its opening."""
     start = text.find("\\boxed{")
     while start != -1:
-        depth, i = 0, start + len("\\boxed")
-        for j in range(i, len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    yield text[i + 1 : j]
-                    break
+        i = start + len("\\boxed")
+        end = _closing_brace(text, i)
+        if end != -1:
+            yield text[i + 1 : end]
         start = text.find("\\boxed{", start + 1)
 
 
@@ -37,16 +45,9 @@ def last_boxed(text: str, markers: tuple[str, ...] = ("\\boxed{",)) -> str | Non
     start = max(text.rfind(m) for m in markers)
     if start < 0:
         return None
-    i = text.index("{", start) + 1
-    depth = 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None
+    i = text.index("{", start)
+    end = _closing_brace(text, i)
+    return text[i + 1 : end] if end != -1 else None
 
 
 def has_boxed(text: str) -> bool:
