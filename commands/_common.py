@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from er.io import DEFAULT_MAX_LINE_BYTES, RecordStream
+from er.io import RecordStream
 
 Inputs = Annotated[Optional[list[str]], typer.Argument(help="Input files (JSONL, Arrow, Parquet; .gz/.zst); '-' or none for stdin.", show_default=False)]
 Output = Annotated[Optional[str], typer.Option("-o", "--output", help="Write here instead of stdout (atomically: temp file, then rename).")]
@@ -16,8 +16,6 @@ MaxLineBytes = Annotated[int, typer.Option("--max-line-bytes", help="Reject JSON
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Makes every random choice reproducible.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
-
-MAX_LINE_DEFAULT = DEFAULT_MAX_LINE_BYTES
 
 
 def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None) -> RecordStream:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from er.commands._common import MAX_LINE_DEFAULT, Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
+from er.commands._common import Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
+from er.io import DEFAULT_MAX_LINE_BYTES
 
 
 def run(
@@ -32,7 +33,7 @@ def run(
     output: Output = None,
     format: Annotated[str, typer.Option("--format", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
-    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from er.commands._common import MAX_LINE_DEFAULT, Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, Seed, stream
+from er.commands._common import Debug, Format, Inputs, MaxLineBytes, Output, Quiet, Rejects, Seed, stream
+from er.io import DEFAULT_MAX_LINE_BYTES
 
 
 def run(
@@ -48,7 +49,7 @@ def run(
     output: Output = None,
     format: Format = "jsonl",
     rejects: Rejects = None,
-    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from er.commands._common import MAX_LINE_DEFAULT, Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
+from er.commands._common import Debug, Inputs, MaxLineBytes, Output, Quiet, Rejects, stream
+from er.io import DEFAULT_MAX_LINE_BYTES
 
 _ADV = "Policy gradient"
 _CKPT = "Checkpoints"
@@ -54,7 +55,7 @@ def run(
     strict: Annotated[bool, typer.Option("--strict", help="Error (instead of warn) on rows sampled from another policy.")] = False,
     output: Output = None,
     rejects: Rejects = None,
-    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

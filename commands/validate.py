@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from er.commands._common import MAX_LINE_DEFAULT, Debug, Inputs, MaxLineBytes
+from er.commands._common import Debug, Inputs, MaxLineBytes
+from er.io import DEFAULT_MAX_LINE_BYTES
 
 
 def run(
     inputs: Inputs = None,
     kind: Annotated[str, typer.Option("--kind", "-k", help="Record kind to check against (er schema lists them).")] = "sample",
-    max_line_bytes: MaxLineBytes = MAX_LINE_DEFAULT,
+    max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     debug: Debug = False,
 ) -> None:
     """Check every row of the inputs against a record schema; report every bad row with its line.
