@@ -14,6 +14,7 @@ from typing import Any
 
 from er.errors import ErError, UnknownNameError
 
+
 def kinds() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("er.schemas").iterdir() if p.name.endswith(".json"))
 

@@ -134,13 +134,13 @@ class _Policy(torch.nn.Module):
         self.head_only = head_reproduces_forward(lm)
 
     def forward(self, input_ids, attention_mask, rows, cols, temps=None):
-        if not self.head_only:
-            logits = self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-            logits = logits[rows, cols].float()
-        else:
+        if self.head_only:
             base = getattr(self.lm, self.lm.base_model_prefix)
             hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
             logits = self.lm.get_output_embeddings()(hidden[rows, cols]).float()
+        else:
+            logits = self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+            logits = logits[rows, cols].float()
         if temps is not None:
             logits = logits / temps.unsqueeze(-1)
         return logits
