@@ -49,6 +49,7 @@ def run(
     mode_switch_margin: Annotated[float, typer.Option("--mode-switch-margin", help="Hinge margin delta (reconstructed).", rich_help_panel=_ADV)] = 1.0,
     mode_switch_tol: Annotated[float, typer.Option("--mode-switch-tol", help="Without preferred_mode: prefer short when Acc_S >= Acc_L - tol (reconstructed).", rich_help_panel=_ADV)] = 0.0,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every K steps (and always at the end).", rich_help_panel=_CKPT)] = 0,
+    keep_last: Annotated[Optional[int], typer.Option("--keep-last", metavar="K", help="Keep only the K newest checkpoints (default: all); older step-N and their trainer state are removed after the new one is complete, never latest's target.", rich_help_panel=_CKPT)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's latest checkpoint (weights, optimizer, step, RNG).", rich_help_panel=_CKPT)] = False,
     fsdp: Annotated[bool, typer.Option("--fsdp", help="Under torchrun: FSDP2 sharding instead of DDP.")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
@@ -62,7 +63,9 @@ def run(
     """Train the policy on a stream of samples (GRPO/DAPO/Dr. GRPO, DRPO or SFT); metrics on stdout.
 
     Each --batch-size samples (whole groups) is one step; one metrics record per step on stdout;
-    checkpoints DIR/step-N (+ DIR/latest) every --save-every steps and at the end. Rows without
+    checkpoints DIR/step-N (+ DIR/latest) every --save-every steps and at the end: each step-N is a plain
+    save_pretrained directory (transformers and vLLM load it as it is); the optimizer and RNG state for
+    --resume live in DIR/trainer-state/step-N. Rows without
     `advantage` but with `reward` get advantages from --estimator (as `er advantage`). Runs unchanged
     under `torchrun --nproc-per-node N` (DDP, or --fsdp).
     """
@@ -83,7 +86,7 @@ def run(
         norm_length=norm_length, kl_coef=kl_coef, kl=kl, ref_model=ref_model, entropy_coef=entropy_coef,
         drpo_tau=drpo_tau, drpo_beta=drpo_beta, drpo_delta=drpo_delta, mode_switch_coef=mode_switch_coef,
         mode_tokens=tokens, mode_switch_form=mode_switch_form, mode_switch_margin=mode_switch_margin,
-        temperature=temperature, save_every=save_every, fsdp=fsdp, device=device,
+        temperature=temperature, save_every=save_every, keep_last=keep_last, fsdp=fsdp, device=device,
     )
     cfg.check()
     kwargs = dict(resume=resume, strict=strict, estimator=estimator, dynamic_sampling=dynamic_sampling,

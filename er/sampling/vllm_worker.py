@@ -5,9 +5,15 @@ also keeps `er sample`'s stdout clean (vLLM logs to stdout: this process moves f
 speaks its protocol on a private copy of the original stdout).
 
 Protocol: one orjson line per message. Parent -> worker: `{"op": "init", ...LLM kwargs}`,
-`{"op": "generate", "requests": [...], "temperature", "top_p", "logprobs"}`, `{"op": "exit"}`.
+`{"op": "generate", "requests": [...], "temperature", "top_p", "logprobs"}`, `{"op": "reload", "path"}`,
+`{"op": "exit"}`.
 Worker -> parent: `{"ok": true, ...}` or `{"error": "one line"}`; generate answers
-`{"results": [[{"ids": [...], "lp": [...] | null, "finish": "stop"|"length"}, ...], ...]}`.
+`{"results": [[{"ids": [...], "lp": [...] | null, "finish": "stop"|"length"}, ...], ...]}`; reload answers
+`{"ok": true, "seconds": s}`.
+
+Reload (`er sample --watch`) swaps the weights in place: every worker's `reload_weights(weights_path=)`
+through `LLM.collective_rpc` (vLLM 0.32's in-place reload, the engine and its compiled graphs stay), then
+`reset_prefix_cache()`, since cached prefix KV blocks were computed with the old weights.
 
 `LLM.generate` gets token-id prompts and one `SamplingParams(n, max_tokens, seed, logprobs=0,
 stop_token_ids, skip_special_tokens=False, extra_args)` per request; vLLM gives sample k of a request
@@ -100,6 +106,13 @@ def main() -> None:
 
                 llm = LLM(logits_processors=["er.sampling.vllm_worker:StopScaleProcessor"], **msg)
                 _send(proto_out, {"ok": True})
+            elif op == "reload":
+                import time
+
+                t0 = time.perf_counter()
+                llm.collective_rpc("reload_weights", kwargs={"weights_path": msg["path"]})
+                llm.reset_prefix_cache()
+                _send(proto_out, {"ok": True, "seconds": time.perf_counter() - t0})
             elif op == "generate":
                 from vllm import SamplingParams
                 from vllm.inputs import TokensPrompt

@@ -117,6 +117,11 @@ class ExampleBuilder:
                 raise ErError("field 'prompt_token_ids' should be a list of integers")
             prompt_ids = context
         else:
+            sampling = record.get("sampling")
+            if isinstance(prompt, str) and isinstance(sampling, dict) and sampling.get("chat") is True:
+                # sampled through the chat template (er sample's default) but stored without its ids:
+                # train on the templated prompt too, not on text the policy never saw
+                prompt = [{"role": "user", "content": prompt}]
             prompt_ids = self._prompt_ids(prompt) if prompt is not None else []
         ids = prompt_ids + completion
         bad = [t for t in ids if t < 0 or t >= self.vocab_size]

@@ -52,6 +52,8 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
     if rank == 0 and resume:
         if trainer.resumed_from:
             log(f"er update: resuming from {trainer.resumed_from} at step {trainer.step}")
+            if ckpt.is_old_layout(trainer.resumed_from):
+                log(f"er update: note: {ckpt.old_layout_hint(trainer.resumed_from)}")
         else:
             log(f"er update: --resume: no checkpoint in {out_dir}; starting from {model}")
     steps = 0

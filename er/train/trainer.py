@@ -77,6 +77,7 @@ class UpdateConfig:
     mode_switch_margin: float = 1.0
     temperature: float | None = None
     save_every: int = 0
+    keep_last: int | None = None
     fsdp: bool = False
     device: str | None = None
 
@@ -111,6 +112,8 @@ class UpdateConfig:
             raise UsageError("--mode-switch-form must be ce or hinge")
         if self.norm_length is not None and self.norm_length < 1:
             raise UsageError("--norm-length must be >= 1")
+        if self.keep_last is not None and self.keep_last < 1:
+            raise UsageError(f"--keep-last must be >= 1, not {self.keep_last}")
 
 
 def lr_at(cfg: UpdateConfig, step: int) -> float:
@@ -349,7 +352,8 @@ class Trainer:
             sd = {k: whole for k, v in named if k in keys and (whole := self._for_rank0(v)) is not None}
         path = None
         if self.rank == 0:
-            path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd)
+            path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd,
+                                        keep_last=self.cfg.keep_last)
         if self.distributed:
             torch.distributed.barrier()
         return path

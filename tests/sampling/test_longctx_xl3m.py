@@ -101,7 +101,7 @@ def test_model_question_logits_read_the_positions_that_predict_the_question(hf_m
 def test_er_sample_generates_from_the_key_context(er_sample, tiny_model, tokenizer):
     text = " ".join(str(i % 10) for i in range(120))
     res = er_sample("-m", tiny_model, "--backend", "transformers", "--max-tokens", "3", "--temperature", "0",
-                    "--context", "xl3m:segment=16,question=4,keep=2", prompts=[{"id": "a", "prompt": text}])
+                    "--context", "xl3m:segment=16,question=4,keep=2", "--no-chat", prompts=[{"id": "a", "prompt": text}])
     assert res.code == 0, res.err
     [r] = res.records
     lc = r["long_context"]

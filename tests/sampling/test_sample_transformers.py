@@ -18,7 +18,11 @@ PROMPTS = [
 BASE = ["--backend", "transformers", "--seed", "7"]
 
 
-def rendered(tok, prompt, suffix="", prefill=""):
+def rendered(tok, prompt, suffix="", prefill="", chat=None):
+    """The prompt ids er sample conditions on: a string goes through the chat template by default when the
+    tokenizer has one (chat=None), raw with chat=False (--no-chat); a message list always."""
+    if isinstance(prompt, str) and (bool(getattr(tok, "chat_template", None)) if chat is None else chat):
+        prompt = [{"role": "user", "content": prompt}]
     if isinstance(prompt, list):
         msgs = [dict(m) for m in prompt]
         if suffix:
@@ -37,7 +41,7 @@ def test_writes_g_rows_per_prompt_in_input_order_and_valid_sample_records(er_sam
     for x in r.records:
         assert errors(x, "sample") == []
         assert x["policy"] == {"model": tiny_model, "step": None}
-        assert x["sampling"] == {"temperature": 1.0, "top_p": 1.0, "max_tokens": 6, "seed": 7}
+        assert x["sampling"] == {"temperature": 1.0, "top_p": 1.0, "max_tokens": 6, "seed": 7, "chat": True}
     assert r.records[0]["meta"] == {"keep": 1} and r.records[0]["answer"] == "3"  # unknown fields pass through
     for x, p in zip(r.records[::3], PROMPTS):
         assert x["prompt_tokens"] == len(rendered(tokenizer, p["prompt"]))

@@ -86,8 +86,10 @@ def test_watcher_only_follows_complete_step_dirs(tmp_path, tiny_model):
     assert checkpoint_step(str(ckpt / "latest")) == 5 and checkpoint_step(tiny_model) is None
 
 
-def test_a_checkpoint_that_will_not_load_is_tried_once_and_sampling_goes_on(tmp_path, tiny_model, second_model,
-                                                                           capsys):
+def test_a_checkpoint_that_will_not_load_stops_sampling_with_one_error(tmp_path, tiny_model):
+    """Sampling on from the old policy would label stale samples as fresh RL data: --watch stops instead."""
+    from er.errors import ErError
+
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     shutil.copytree(tiny_model, ckpt / "step-0")
@@ -95,23 +97,18 @@ def test_a_checkpoint_that_will_not_load_is_tried_once_and_sampling_goes_on(tmp_
 
     def rows():
         for i in range(6):
-            if i == 1:  # complete-looking, but the weights are not safetensors
+            if i == 2:  # complete-looking, but the weights are not safetensors
                 shutil.copytree(tiny_model, ckpt / "step-1")
                 (ckpt / "step-1" / "model.safetensors").write_bytes(b"not weights")
                 point_latest(ckpt, "step-1")
-            if i == 4:
-                shutil.copytree(second_model, ckpt / "step-2")
-                point_latest(ckpt, "step-2")
             yield "<rows>", i + 1, {"id": f"p{i}", "prompt": "1 + 2 ="}
 
     out = tmp_path / "out.jsonl"
-    with RecordStream("sample", ["-"], output=str(out), quiet=True) as s:
-        sample(s, model=None, opt=SampleOptions(n=1, max_tokens=2, seed=3),
-               eng=EngineOptions(backend="transformers", chunk=1), watch=str(ckpt), rows=rows())
-    steps = [orjson.loads(x)["policy"]["step"] for x in out.read_bytes().splitlines()]
-    assert steps == [0, 0, 0, 0, 2, 2]
-    err = capsys.readouterr().err
-    assert err.count("could not load") == 1 and "keeping step 0" in err
+    with pytest.raises(ErError) as info:
+        with RecordStream("sample", ["-"], output=str(out), quiet=True) as s:
+            sample(s, model=None, opt=SampleOptions(n=1, max_tokens=2, seed=3),
+                   eng=EngineOptions(backend="transformers", chunk=1), watch=str(ckpt), rows=rows())
+    assert "step-1" in str(info.value) and "cannot load" in str(info.value) and "step 0" in str(info.value)
 
 
 def test_watch_with_half_written_latest_keeps_the_given_model(er_sample, tmp_path, tiny_model):
@@ -193,6 +190,6 @@ def test_prompt_longer_than_the_context_is_rejected_naming_the_line(er_sample, t
 
 
 def test_the_cap_is_cut_to_what_the_context_leaves(er_sample, tiny_model):
-    r = er_sample("-m", tiny_model, "--max-tokens", "50", "--max-model-len", "10", *BASE, prompts=PROMPTS[:1])
+    r = er_sample("-m", tiny_model, "--max-tokens", "50", "--max-model-len", "10", "--no-chat", *BASE, prompts=PROMPTS[:1])
     x = r.records[0]
     assert x["prompt_tokens"] + x["sampling"]["max_tokens"] == 10

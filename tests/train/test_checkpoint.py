@@ -1,4 +1,5 @@
-"""Atomic checkpoints: DIR/step-N, relative DIR/latest, resume exactness, kill -9 safety."""
+"""Atomic checkpoints: DIR/step-N (a plain save_pretrained dir), DIR/trainer-state/step-N, relative DIR/latest,
+resume exactness (also from the earlier layout), --keep-last, kill -9 safety."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 import pytest
 import torch
 
-from er.train.checkpoint import clean_temporaries, latest_checkpoint, load_state, read_step, save_checkpoint
+from er.train.checkpoint import (clean_temporaries, is_old_layout, latest_checkpoint, load_state, prune, read_step,
+                                 save_checkpoint)
 from tests.train.helpers import read_jsonl, run_er, write_jsonl
 
 
@@ -35,7 +37,82 @@ def test_save_writes_step_dirs_and_a_relative_latest_symlink(tiny_model, tmp_pat
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in os.listdir(p1))
     # saving the same step again replaces it in place
     save_checkpoint(model, tok, out, 2, {})
-    assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == ["latest", "step-1", "step-2"]
+    assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == ["latest", "step-1", "step-2", "trainer-state"]
+
+
+def test_a_step_dir_holds_only_what_a_model_loader_reads(tiny_model, tmp_path):
+    """vLLM loads every *.safetensors of a model dir: the optimizer state must live elsewhere."""
+    model, tok = _load(tiny_model)
+    out = str(tmp_path / "ck")
+    path = save_checkpoint(model, tok, out, 1, {"json": {"x": 1}, "tensors": {"optim.w.exp_avg": torch.ones(2)}})
+    names = set(os.listdir(path))
+    assert [n for n in names if n.endswith(".safetensors")] == ["model.safetensors"]
+    assert not any(n.startswith("er_state") for n in names)
+    assert sorted(os.listdir(os.path.join(out, "trainer-state", "step-1"))) == ["er_state.json", "er_state.safetensors"]
+    # the model dir is exactly what save_pretrained + the tokenizer write
+    plain = tmp_path / "plain"
+    model.save_pretrained(plain)
+    tok.save_pretrained(plain)
+    assert names == set(os.listdir(plain))
+
+
+def test_resume_reads_a_checkpoint_of_the_earlier_layout(tiny_model, tmp_path, capsys):
+    """State files inside step-N (er before the trainer-state tree) still resume, with a hint on moving them."""
+    rows = _pg_rows(4)
+    write_jsonl(tmp_path / "a.jsonl", rows[:8])
+    write_jsonl(tmp_path / "b.jsonl", rows[8:])
+    common = ["-m", tiny_model, "--lr", "1e-3", "--batch-size", "8"]
+    code, err = run_er(["update", *common, "--out", tmp_path / "ck", tmp_path / "a.jsonl", "-o", tmp_path / "m.jsonl"], capsys)
+    assert code == 0, err
+    state = tmp_path / "ck" / "trainer-state" / "step-1"
+    for name in os.listdir(state):  # make it an old-layout checkpoint
+        os.rename(state / name, tmp_path / "ck" / "step-1" / name)
+    os.rmdir(state)
+    assert is_old_layout(str(tmp_path / "ck" / "latest"))
+    assert read_step(str(tmp_path / "ck" / "latest")) == 1
+    code, err = run_er(["update", *common, "--out", tmp_path / "ck", "--resume", tmp_path / "b.jsonl",
+                        "-o", tmp_path / "m2.jsonl"], capsys)
+    assert code == 0, err
+    assert "resuming from" in err and "mv " in err and "er_state" in err
+    assert [m["step"] for m in read_jsonl(tmp_path / "m2.jsonl")] == [2]
+    assert not is_old_layout(str(tmp_path / "ck" / "step-2"))
+
+
+def test_keep_last_removes_older_checkpoints_only_after_the_new_one_is_complete(tiny_model, tmp_path):
+    model, tok = _load(tiny_model)
+    out = tmp_path / "ck"
+    for step in range(1, 6):
+        save_checkpoint(model, tok, str(out), step, {"json": {}}, keep_last=2)
+        kept = sorted(n for n in os.listdir(out) if n.startswith("step-"))
+        assert kept == [f"step-{s}" for s in range(max(1, step - 1), step + 1)]
+        assert sorted(os.listdir(out / "trainer-state")) == kept
+        assert os.readlink(out / "latest") == f"step-{step}" and latest_checkpoint(str(out)).endswith(f"step-{step}")
+    # latest's target is never removed, even when it is not among the newest (a rewound run)
+    os.unlink(out / "latest")
+    os.symlink("step-4", out / "latest")
+    save_checkpoint(model, tok, str(out), 6, {"json": {}}, keep_last=1)
+    # save_checkpoint repointed latest to step-6, so step-4 may go now; prune() alone keeps latest's target
+    assert sorted(n for n in os.listdir(out) if n.startswith("step-")) == ["step-6"]
+    os.unlink(out / "latest")
+    os.symlink("step-6", out / "latest")
+    save_checkpoint(model, tok, str(out), 7, {"json": {}})
+    os.unlink(out / "latest")
+    os.symlink("step-6", out / "latest")
+    assert prune(str(out), 1) == []  # step-7 is newest, step-6 is latest's target: both stay
+    (out / "step-9").mkdir()  # an incomplete (in-progress) newer step dir is not counted and not removed
+    assert prune(str(out), 1) == []
+    assert (out / "step-9").is_dir()
+
+
+def test_update_keep_last_flag(tiny_model, tmp_path, capsys):
+    write_jsonl(tmp_path / "rows.jsonl", _pg_rows(4))
+    code, err = run_er(["update", "-m", tiny_model, "--out", tmp_path / "ck", "--batch-size", "4", "--save-every", "1",
+                        "--keep-last", "2", tmp_path / "rows.jsonl", "-o", tmp_path / "m.jsonl"], capsys)
+    assert code == 0, err
+    assert sorted(n for n in os.listdir(tmp_path / "ck") if n.startswith("step-")) == ["step-3", "step-4"]
+    code, err = run_er(["update", "-m", tiny_model, "--out", tmp_path / "ck2", "--keep-last", "0",
+                        tmp_path / "rows.jsonl"], capsys)
+    assert code == 2 and "--keep-last" in err
 
 
 def test_leftover_temporaries_do_not_count_and_are_cleaned(tiny_model, tmp_path):
@@ -45,11 +122,15 @@ def test_leftover_temporaries_do_not_count_and_are_cleaned(tiny_model, tmp_path)
     (out / ".tmp-step-4-abcd").mkdir()
     (out / ".tmp-step-4-abcd" / "config.json").write_text("{")  # a half-written checkpoint
     (out / "step-9").mkdir()  # an incomplete step dir (no er_state.json): ignored
+    (out / "trainer-state" / ".tmp-step-5-x").mkdir()  # a half-written trainer state
+    (out / "trainer-state" / "step-8").mkdir()  # state written, killed before the model was renamed in
+    (out / "trainer-state" / "step-8" / "er_state.json").write_text('{"step": 8}')
     assert read_step(latest_checkpoint(str(out))) == 3
     os.unlink(out / "latest")
     assert read_step(latest_checkpoint(str(out))) == 3  # falls back to the highest complete step
     clean_temporaries(str(out))
     assert not (out / ".tmp-step-4-abcd").exists()
+    assert not (out / "trainer-state" / ".tmp-step-5-x").exists()
 
 
 def test_latest_checkpoint_is_none_for_an_empty_dir(tmp_path):
