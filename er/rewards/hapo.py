@@ -18,7 +18,9 @@ Linear variant (`type_lr=linear`, tolerance tau = 0.1):
 Combined (code `grpo_trainer.py`): R = 1[c] + w * r_len + r_rep, w = 1 (must lie in [0, 1], so any
 correct row beats any wrong one). r_rep is the optional n-gram repetition penalty, off by default
 (`rep_penalty=0`, n = 3); here it is -rep_penalty * (1 - distinct n-grams / n-grams) over whitespace
-words of the completion (the code's tokenisation is not reproduced: a departure).
+words of the completion. Departure (only with rep_penalty > 0): the code's
+`compute_repetition_penalty_reward` works on tokenizer ids and averages a per-token penalty over the
+positions covered by a repeated n-gram ("a b c a b c a b c": code 6/9, here 4/7 of rep_penalty).
 
 History update (after the group's rewards are computed with the old h_q):
     min:  h_q <- min(h_q, min{l_i : c_i = 1})           (null = +inf)
@@ -72,7 +74,7 @@ def repetition(text: str, n: int) -> float:
 
 @REWARDS.register("hapo")
 class Hapo(Reward):
-    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE); departures: h updated per group (code: per step), mode=mean is the paper's (code: integer h, one update per completion).
+    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE); departures: h updated per group (code: per step), mode=mean is the paper's (code: integer h, one update per completion), rep_penalty on distinct word n-grams (code: token positions).
 
     R = 1[c] + w r_len, r_len = max(-0.7, u) if correct, min(0, u) if wrong, u = cos(pi/2 l/h) if l < 2h
     else -1, 0 while h is null or 0 (as the code); h = min (or mean) correct length of the problem so far.
