@@ -27,9 +27,9 @@ Code form (`form=code`; also a commented-out draft in the paper's LaTeX), the re
 The two differ only for very short answers under small budgets (b=512, n=100: paper 3.9231, code
 3.8965), on format errors and by PI_APPROX. Departures (both forms): the code recovers b from the
 completion text with a regex and falls back to b := 4096 / round(beta cos(pi n/8192), 2) when none
-is found; here `budget` is a required field, and a row without it is a data error naming its line. A row that hit the generation
-cap is never correct. The advantage is the `hbpo` estimator (`er advantage -e hbpo`), whose beta and
-L_max must match these.
+is found; here `budget` is a required field, and a row without it is a data error naming its line.
+A row that hit the generation cap is never correct. The advantage is the `hbpo` estimator
+(`er advantage -e hbpo`, with the same `form`), whose beta and L_max must match these.
 
 Property of the paper's formula (kept as published): f1 turns negative just below L_max when b < L_max
 (f1(4096, 512) = -0.875) while n > L_max scores 0, so the reward is length-monotone for n <= L_max only.
