@@ -1,7 +1,8 @@
 """Group-relative estimators: `grpo`, `dr-grpo`, `rloo`, `none`.
 
 - `grpo` (DeepSeekMath, arXiv 2402.03300): A_i = (R_i - mean_g R) / (std_g R + eps). Default std is
-  verl's: unbiased (N-1) with eps = 1e-6, and a group of one gets mean 0, std 1 (so A = R).
+  verl's: unbiased (N-1) with eps = 1e-6, and a group of one gets mean 0, std 1, so A = R / (1 + eps)
+  exactly as verl's `compute_grpo_outcome_advantage` (a group whose other rewards are null counts as one).
   `std=population` gives numpy-style population std (TRL uses unbiased with eps 1e-4).
   Worked number: R = [1, 1, 0, 0] gives A = +-0.8660 (unbiased) or +-1.0 (population).
 - `dr-grpo` (Dr. GRPO, arXiv 2503.20783): A_i = R_i - mean_g R (no std division).
@@ -33,10 +34,10 @@ class Grpo(Estimator):
 
     def __call__(self, batch: Batch) -> np.ndarray:
         mean, std, count = group_moments(batch.reward, batch.starts, self.ddof)
-        single = count <= 1  # verl: a group of one has mean 0 and std 1
+        single = count <= 1  # verl: a group of one has mean 0 and std 1 (and eps is still added)
         mean = np.where(single, 0.0, mean)
         std = np.where(single | np.isnan(std), 1.0, std)
-        return (batch.reward - mean) / (std + np.where(single, 0.0, self.eps))
+        return (batch.reward - mean) / (std + self.eps)
 
 
 @ESTIMATORS.register("dr-grpo")

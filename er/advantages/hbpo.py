@@ -9,18 +9,25 @@ The G rollouts of a query are split into budget subgroups (rows with the same `b
                     (constant within the subgroup, not normalised, on the raw reward scale)
     A_{i,j}       = A_intra_i + A_inter_{i,j}                                  (paper)
 
-Defaults beta = 4, L_max = 4096: they must match the `hbpo` reward's. `intra_weight=2` reproduces
-the released code, which adds A_intra twice (and is called there without the budget argument, so the
-released code is not self-consistent); the paper form (1) is the default. Null rewards are left out
-of every mean/std and get advantage 0. Every row needs an integer `budget` (a data error otherwise).
+Defaults beta = 4, L_max = 4096: they must match the `hbpo` reward's. `form=paper` (default) uses
+math.pi and intra_weight 1. `form=code` is the released `compute_grpo_outcome_advantage`: pi is its
+PI_APPROX = 3.1416 in f2 (as the reward's form=code) and intra_weight defaults to 2, because the code
+adds A_intra twice; a group of one gets A_intra = 0 there (the code's id2aintra), where the paper form
+uses mu - f2(b). Departures from the code: its second addition for a group of one reuses whatever
+A_intra the previous row left (a bug; not reproduced), and its trainer calls it without the budget
+argument (the released code is not self-consistent). Null rewards are left out of every mean/std
+and get advantage 0 (the code has no null rewards). Every row needs an integer `budget` (a data
+error otherwise).
 
 Worked (spec §4e): R = [3.9231, 3.8108, 3.6955, 0, 2.8284, 2.4808, 1.5248, 0] with budgets
 [512, 512, 1024, 1024, 2048, 2048, 2560, 2560] -> A = [0.9567, 0.8874, -0.9754, -3.2576, 0.1630,
--0.0516, -1.9281, -2.8697] (released code: [0.9006, 0.8312, -2.8232, -5.1053, -0.0108, -0.2255,
+-0.0516, -1.9281, -2.8697] (form=code: [0.9006, 0.8312, -2.8232, -5.1053, -0.0108, -0.2254,
 -3.3880, -4.3296]).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -28,27 +35,34 @@ from er.advantages import ESTIMATORS
 from er.advantages.base import Batch, Estimator
 from er.advantages.group import Grpo
 from er.errors import ErError
+from er.rewards.hbpo import PI_APPROX
 
 
 @ESTIMATORS.register("hbpo")
 class Hbpo(Estimator):
-    """HBPO: intra-subgroup (budget subgroup mean - f2(b)) plus inter-subgroup GRPO advantage over the whole group.
+    """HBPO: intra-subgroup (budget subgroup mean - f2(b)) plus inter-subgroup GRPO advantage over the whole group (form=code: the code's pi 3.1416, intra added twice; its stale intra on a group of one not reproduced).
 
     A = (mean_b R - f2(b)) * intra_weight + (R - mean R)/(std R + eps) (unbiased std over the group).
-    arXiv 2507.15844 Alg. 1. Defaults beta 4, L_max 4096, intra_weight 1 (paper; 2 = the released code).
+    arXiv 2507.15844 Alg. 1. Defaults beta 4, L_max 4096, form paper (intra_weight 1; form=code: 2).
     """
 
     extra_fields = ("budget",)
     provenance = "paper"
 
-    def __init__(self, beta: float = 4.0, L_max: int = 4096, intra_weight: float = 1.0, eps: float = 1e-6):
+    def __init__(self, beta: float = 4.0, L_max: int = 4096, intra_weight: float | None = None, eps: float = 1e-6,
+                 form: str = "paper"):
+        if form not in ("paper", "code"):
+            raise ValueError(f"form must be paper or code, not {form!r}")
         if beta <= 0:
             raise ValueError(f"beta must be > 0, not {beta}")
         if L_max < 1:
             raise ValueError(f"L_max must be a positive number of tokens, not {L_max}")
         if eps < 0:
             raise ValueError(f"eps must be >= 0, not {eps}")
-        self.beta, self.L_max, self.intra_weight = beta, L_max, intra_weight
+        if intra_weight is None:
+            intra_weight = 2.0 if form == "code" else 1.0
+        self.beta, self.L_max, self.intra_weight, self.form = beta, L_max, intra_weight, form
+        self.pi = PI_APPROX if form == "code" else math.pi
         self.inter = Grpo(std="unbiased", eps=eps)
 
     def budgets(self, batch: Batch) -> np.ndarray:
@@ -71,6 +85,9 @@ class Hbpo(Estimator):
         count = np.bincount(sub, weights=valid.astype(np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = total / count
-        f2 = self.beta * np.cos(np.pi * budget / (2 * self.L_max))
+        f2 = self.beta * np.cos(self.pi * budget / (2 * self.L_max))
         intra = mu[sub] - f2
+        if self.form == "code":  # the code's id2aintra = 0 for a group of one
+            in_group = np.repeat(np.add.reduceat(valid.astype(np.float64), batch.starts), batch.sizes)
+            intra = np.where(in_group <= 1, 0.0, intra)
         return np.where(valid, self.intra_weight * intra + inter, np.nan)

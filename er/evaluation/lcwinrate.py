@@ -6,12 +6,18 @@ pairwise annotation records in AlpacaEval's shape — `output_1` (baseline b, `g
 draw, continuous for weighted annotators) and optionally `instruction_difficulty` (γ, AlpacaEval's
 precomputed per-instruction table).
 
-    y_x = p_x − 1 (0 ↦ 1.5 first; a missing p drops the row from the fit, counted)
+    y_x = p_x − 1 (0 ↦ 1.5 first; a missing p: see "Null preferences" below)
     Δ_x = len_chars(output_1) − len_chars(output_2)      (baseline − model, characters)
     u_x = tanh(Δ_x / s),  s = std(Δ over the model's rows, ddof = 1)
     P(y_x = 1) = σ(θ·c + φ·u_x + ψ·γ_x),   c = 1 on the model's rows, no intercept
     LC win rate = mean_x σ(θ + ψ·γ_x)  (length term set to 0),  SE = sem over x
     raw win rate = mean_x y_x
+
+Null preferences (None or NaN), as alpaca_eval's `get_length_controlled_winrate`: such a row is left
+out of the GLM fit and of the raw win rate, but it stays in the length normaliser s (the std of Δ
+is taken over every row of the model) and in the LC mean and its standard error (x runs over every
+row: the prediction needs only γ_x). `n` counts every row; `win_rate` is null when no row has a
+preference.
 
 Fit: L1-penalised logistic regression on continuous labels — minimise C·Σ w_i·CE(y_i, σ(z_i)) + ‖β‖₁
 (liblinear's objective; a continuous label y is the same as the pair (1, w·y), (0, w·(1−y)) of the
@@ -144,9 +150,7 @@ class LCWinRateReport:
                               "output_2 = model, preference)")
         if "preference" not in record:
             raise ErError("missing field 'preference'")
-        y = preference_to_y(record["preference"])
-        if y is None:
-            return "no preference (dropped from the GLM fit)"
+        y = preference_to_y(record["preference"])  # None: kept for s and the LC mean, not fitted
         gamma = record.get("instruction_difficulty")
         if gamma is not None and (not isinstance(gamma, (int, float)) or isinstance(gamma, bool)):
             raise ErError(f"field 'instruction_difficulty' should be a number, got {gamma!r}")
@@ -167,7 +171,8 @@ class LCWinRateReport:
         out = []
         for key, cell in self.state.items():
             rows = cell["rows"]
-            ys = np.array([r[0] for r in rows])
+            fitted = [i for i, r in enumerate(rows) if r[0] is not None]
+            ys = np.array([rows[i][0] for i in fitted], dtype=np.float64)
             deltas = np.array([r[1] for r in rows])
             gammas = [r[2] for r in rows]
             baselines = {r[3] for r in rows if r[3] is not None}
@@ -178,14 +183,16 @@ class LCWinRateReport:
             n_gamed_models = max(1, len(self.gamed))
             s = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0
             s = s if s > 0 else 1.0
-            X = [[1.0, math.tanh(d / s)] + ([g] if use_gamma else []) for d, g in zip(deltas, gammas)]
-            Y, W = list(ys), [1.0] * len(rows)
+            X = [[1.0, math.tanh(deltas[i] / s)] + ([gammas[i]] if use_gamma else []) for i in fitted]
+            Y, W = list(ys), [1.0] * len(fitted)
             for gy, gd, gg, _ in gamed:
+                if gy is None:  # alpaca_eval filters null preferences out of the gamed rows too
+                    continue
                 X.append([0.0, math.tanh(gd / s)] + ([gg] if use_gamma else []))
                 Y.append(gy)
                 W.append(self.lam / n_gamed_models)
             is_baseline = key[1] in baselines
-            if is_baseline or len(rows) < 2:
+            if is_baseline or len(fitted) < 2:
                 beta, C = np.zeros(3 if use_gamma else 2), None
             elif self.cv:
                 beta, C = fit_cv(np.array(X), np.array(Y), np.array(W))
@@ -196,9 +203,11 @@ class LCWinRateReport:
             p_hat = lc_probabilities(theta, psi, [g if use_gamma else 0.0 for g in gammas])
             lc = 0.5 if is_baseline else float(p_hat.mean())
             se = 0.0 if is_baseline or len(p_hat) < 2 else float(np.std(p_hat, ddof=1) / math.sqrt(len(p_hat)))
-            wr = float(ys.mean())
-            lc100, wr100 = 100 * lc, 100 * wr
-            flagged = lc100 < min(wr100 - wr100 / 4, wr100 - 10) or lc100 > max(wr100 + (100 - wr100) / 4, wr100 + 10)
+            wr = float(ys.mean()) if len(ys) else None
+            flagged = False
+            if wr is not None:
+                lc100, wr100 = 100 * lc, 100 * wr
+                flagged = lc100 < min(wr100 - wr100 / 4, wr100 - 10) or lc100 > max(wr100 + (100 - wr100) / 4, wr100 + 10)
             glm = ("length_controlled_v1" if gamed else "length_controlled_noreg") if use_gamma else "length_controlled_minimal"
             rec: dict[str, Any] = {"metric": "lc_winrate", **self.keys.fields(key), "n": len(rows),
                                    "baseline": ",".join(sorted(baselines)) or None, "win_rate": wr,

@@ -2,12 +2,14 @@
 
 Per problem q (the record's `id`) a history h_q is kept: the minimum length of all correct responses
 seen for q so far (`mode=min`, default) or their count-weighted running mean (`mode=mean`); null at
-first. Lengths are `completion_tokens`.
+first. Lengths are `completion_tokens`. As in the code (guard `history_len > 0` in `utils.py`), h_q = 0
+(a correct empty completion) counts as no history: r_len = 0, for both length rewards; under `min`
+it then stays 0, so the problem keeps plain correctness rewards, as the code's table does.
 
 Cosine length reward (`type_lr=cosine`, default; code `utils.py`):
 
     u = cos(pi/2 * l / h_q) if l < 2 h_q else -1
-    r_len = 0 if h_q is null;  max(floor, u) if correct (floor = -0.7);  min(0, u) if wrong
+    r_len = 0 if h_q is null or 0;  max(floor, u) if correct (floor = -0.7);  min(0, u) if wrong
 
 Linear variant (`type_lr=linear`, tolerance tau = 0.1):
     correct: 1 - l/h if l < h; 0 if l < (1+tau) h; else max(floor, -(l - (1+tau) h) / h)
@@ -16,15 +18,22 @@ Linear variant (`type_lr=linear`, tolerance tau = 0.1):
 Combined (code `grpo_trainer.py`): R = 1[c] + w * r_len + r_rep, w = 1 (must lie in [0, 1], so any
 correct row beats any wrong one). r_rep is the optional n-gram repetition penalty, off by default
 (`rep_penalty=0`, n = 3); here it is -rep_penalty * (1 - distinct n-grams / n-grams) over whitespace
-words of the completion (the code's tokenisation is not reproduced: a departure).
+words of the completion. Departure (only with rep_penalty > 0): the code's
+`compute_repetition_penalty_reward` works on tokenizer ids and averages a per-token penalty over the
+positions covered by a repeated n-gram ("a b c a b c a b c": code 6/9, here 4/7 of rep_penalty).
 
 History update (after the group's rewards are computed with the old h_q):
     min:  h_q <- min(h_q, min{l_i : c_i = 1})           (null = +inf)
     mean: h_q <- n_new/(n_old+n_new) * mean_new + n_old/(n_old+n_new) * h_q;  n_old += n_new
 No correct row -> no update. Rows with a null verdict get a null reward and do not update.
+`mode=mean` is the paper's formula, not the code's (a departure): the code stores h in an integer
+tensor (h truncated towards 0) and runs the update once per completion of the problem rather than
+once per batch, so n grows G times too fast and the G-1 repeated updates pull h towards mean_new.
+E.g. lengths [901, 902] (both correct) then [800 correct, 1000 wrong]: here h = 901.5, n = 2, then
+h = 867.67; the code has h = 901, n = 4, rewards [1.1752, -0.1717], then h = 866.
 
 State file (`er score --reward hapo --state FILE`): JSONL, one line per problem
-`{"id": ..., "h": number or null, "n": count of correct lengths seen}`, loaded at start (missing file
+`{"id": ..., "h": number >= 0 or null, "n": count of correct lengths seen}`, loaded at start (missing file
 = empty history), rewritten atomically (temp file in the same directory, fsync, os.replace) after
 every `save_every` groups (default 1) and at the end of the stream, so a crash between groups
 leaves the last complete state and a restart continues from it. Without --state the history lives
@@ -65,12 +74,11 @@ def repetition(text: str, n: int) -> float:
 
 @REWARDS.register("hapo")
 class Hapo(Reward):
-    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE).
+    """HAPO history-aware cosine length reward vs the problem's shortest correct length so far (state: --state FILE); departures: h updated per group (code: per step), mode=mean is the paper's (code: integer h, one update per completion), rep_penalty on distinct word n-grams (code: token positions).
 
     R = 1[c] + w r_len, r_len = max(-0.7, u) if correct, min(0, u) if wrong, u = cos(pi/2 l/h) if l < 2h
-    else -1, 0 while h is null; h = min (or mean) correct length of the problem so far. arXiv 2505.11225.
-    Defaults from the code: w 1, cosine, min, floor -0.7, repetition penalty off. Departure: h is updated
-    after each group (the code: after each step).
+    else -1, 0 while h is null or 0 (as the code); h = min (or mean) correct length of the problem so far.
+    arXiv 2505.11225. Defaults from the code: w 1, cosine, min, floor -0.7, repetition penalty off.
     """
 
     needs_correct = True
@@ -103,7 +111,7 @@ class Hapo(Reward):
 
     # ---- the reward ------------------------------------------------------------------------------
     def length_reward(self, h: float | None, n: int, correct: bool) -> float:
-        if h is None:
+        if h is None or h <= 0:  # the code's `history_len > 0` guard: h = 0 is no history
             return 0.0
         if self.type_lr == "cosine":
             u = math.cos(math.pi / 2 * n / h) if n < 2 * h else -1.0
@@ -167,13 +175,13 @@ class Hapo(Reward):
                     key, h, n = entry["id"], entry["h"], entry.get("n", 0)
                     if not isinstance(key, (str, int)) or isinstance(key, bool):
                         raise ValueError("id")
-                    if h is not None and (not isinstance(h, (int, float)) or isinstance(h, bool) or h <= 0):
+                    if h is not None and (not isinstance(h, (int, float)) or isinstance(h, bool) or h < 0):
                         raise ValueError("h")
                     if not isinstance(n, int) or n < 0:
                         raise ValueError("n")
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                     raise ErError(f"bad HAPO state entry ({exc}); expected "
-                                  '{"id": ..., "h": number or null, "n": count}', path, line_no) from None
+                                  '{"id": ..., "h": number >= 0 or null, "n": count}', path, line_no) from None
                 self.history[key] = [h, n]
 
     def save(self) -> None:

@@ -62,3 +62,13 @@ def test_batch_estimator_needs_completion_tokens():
     del rows[1]["completion_tokens"]
     proc = run_er("advantage", "-e", "batch", input=jsonl(rows))
     assert proc.returncode == 1 and "<stdin>:2:" in proc.stderr.decode() and "completion_tokens" in proc.stderr.decode()
+
+
+def test_boost_follows_the_code_rule_score_at_least_one_not_the_correct_flag():
+    # Official: DLER `verl-dler/verl/workers/actor/dp_actor.py` boost_high_score_advantages(advantages
+    # [[0.5]] * 4, scores [1.0, 0.0, 0.99999, 0.1], value 0.1, threshold 1.0) -> [0.6, 0.5, 0.6, 0.5]:
+    # +0.1 where score >= 1 - 1e-5. The second row is correct but past L_T (dler reward 0): no boost.
+    rewards, correct = [1.0, 0.0, 0.99999, 0.1], [1.0, 1.0, 1.0, 1.0]
+    b = Batch(np.array(rewards), np.array([100.0, 200.0, 300.0, 400.0]), np.array(correct), np.array([0]))
+    boosted = BatchWhitened(boost=0.1)(b) - BatchWhitened()(b)
+    assert boosted == pytest.approx([0.1, 0.0, 0.1, 0.0], abs=1e-12)

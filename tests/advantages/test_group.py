@@ -34,8 +34,12 @@ def test_grpo_plain_contrast_row_of_the_dler_example():
     assert Grpo()(batch([1, 0, 0, 0])) == pytest.approx([1.5, -0.5, -0.5, -0.5], abs=1e-5)
 
 
-def test_grpo_group_of_one_uses_mean_0_std_1_like_verl():
-    assert Grpo()(batch([0.7])) == pytest.approx([0.7])
+def test_grpo_group_of_one_uses_mean_0_std_1_and_still_adds_eps_like_verl():
+    # Official: verl `verl/trainer/ppo/core_algos.py` compute_grpo_outcome_advantage on one row,
+    # token_level_rewards [[2.5]], index ["q"], epsilon 1e-6 -> 2.4999976158 (R / (1 + eps); verl adds
+    # eps to a float32 tensor(1.0), hence the last digits: er computes 2.4999975 in float64).
+    assert Grpo()(batch([2.5])) == pytest.approx([2.4999976158], abs=2e-7)
+    assert Grpo()(batch([2.5])) != pytest.approx([2.5], abs=1e-6)
 
 
 def test_groups_are_normalised_independently_in_one_call():

@@ -34,6 +34,27 @@ def test_released_code_adds_intra_twice():
     assert got == pytest.approx([0.9006, 0.8312, -2.8232, -5.1053, -0.0108, -0.2255, -3.3880, -4.3296], abs=5e-5)
 
 
+# Official: HBPO `verl/trainer/ppo/core_algos.py` compute_grpo_outcome_advantage(token_level_rewards =
+# R4 as a float64 column, response_mask ones, index all "q", budget = BUDGETS as a column, eps 1e-6):
+# PI_APPROX = 3.1416 and A_intra added twice. (Its f2 goes through a float32 torch.cos: ~1e-7 of noise.)
+R4 = [3.9231, 3.8108, 3.6955, 0, 2.8284, 2.4808, 1.5248, 0]  # the spec's rewards to 4 decimals
+CODE_A = [0.9005102986369411, 0.8311593134161964, -2.8231964459878243, -5.1053564271388705,
+          -0.010785468900672557, -0.22544622101759954, -3.3879276048710065, -4.329569477218216]
+
+
+def test_code_form_is_the_released_advantage_with_pi_approx():
+    got = ESTIMATORS.get("hbpo")(form="code")(batch(R4, BUDGETS))
+    assert got == pytest.approx(CODE_A, abs=5e-7)
+    # math.pi instead of 3.1416 moves it by ~1e-5: the check above sees the difference
+    assert ESTIMATORS.get("hbpo")(intra_weight=2)(batch(R4, BUDGETS)) != pytest.approx(CODE_A, abs=5e-7)
+
+
+def test_code_form_gives_a_group_of_one_no_intra_term_as_the_code():
+    # the code: mean 0, std 1, id2aintra 0 -> R / (1 + eps) (its stale second addition is not reproduced)
+    got = ESTIMATORS.get("hbpo")(form="code")(batch([3.5], [512]))
+    assert got == pytest.approx([3.5 / (1 + 1e-6)], abs=1e-12)
+
+
 def test_inter_part_uses_global_mean_and_unbiased_std():
     assert spec.R.mean() == pytest.approx(2.2829, abs=5e-5) and spec.R.std(ddof=1) == pytest.approx(1.6193, abs=5e-5)
 

@@ -111,3 +111,34 @@ def test_lc_winrate_on_the_command_line_with_gamed_baseline_rows():
                              input=jsonl(rows + gamed), check=True).stdout)
     [r] = out
     assert r["model"] == "mine" and r["glm"] == "length_controlled_v1" and 0 < r["lc_win_rate"] < 1
+
+
+def rows_with_null_preferences():
+    """40 annotations; every 8th (i = 3, 11, ...) has no preference and a much longer model output."""
+    out = []
+    for i in range(40):
+        null = i % 8 == 3
+        d = 3000 + 100 * i if null else 60 * ((i * 7) % 23) - 500   # model minus baseline, characters
+        pref = None if null else (2.0 if (i * 5) % 7 < 4 + (d > 200) else 1.0)
+        if i % 10 == 6:
+            pref = 1.5
+        out.append({"output_1": "b" * 1000, "output_2": "m" * (1000 + d), "generator_1": "base",
+                    "generator_2": "mine", "preference": pref, "instruction_difficulty": ((i * 3) % 11 - 5) / 5})
+    return out
+
+
+def test_null_preferences_stay_in_the_length_normaliser_and_the_lc_mean_as_alpaca_eval():
+    # Official: alpaca_eval `metrics/glm_winrate.py` get_length_controlled_winrate(glm_name=
+    # "length_controlled_noreg", save_weights_dir=None) on these rows (preference NaN for the null
+    # ones, instruction_difficulty from the rows) gives length_controlled_winrate 69.01614 and
+    # lc_standard_error 0.97848 (percent); win_rate 62.857 over the 35 rows with a preference.
+    # Dropping the null rows entirely (the old behaviour) gives 66.995 / 0.70967 there.
+    report = LCWinRateReport(Keys())
+    for r in rows_with_null_preferences():
+        assert report.add("ann.jsonl", r) is None
+    [rec] = report.reports()
+    assert rec["n"] == 40 and rec["glm"] == "length_controlled_noreg"
+    assert rec["win_rate"] == pytest.approx(0.628571, abs=1e-6)
+    # scipy vs liblinear: the optimum agrees to ~1e-5
+    assert rec["lc_win_rate"] == pytest.approx(0.6901614, abs=5e-5)
+    assert rec["lc_standard_error"] == pytest.approx(0.0097848, abs=5e-6)

@@ -71,6 +71,57 @@ def test_mean_mode_keeps_a_count_weighted_running_mean():
     assert r.history["q"] == [pytest.approx(6000 / 4), 4]
 
 
+def test_mean_mode_is_the_papers_running_mean_not_the_codes_integer_per_completion_update():
+    # Official: HAPO `grpo_trainer.py` combined_reward_func with HistroyTracker(mode="mean") on one
+    # prompt, lengths [901, 902] both correct, then [800 correct, 1000 wrong]: h = 901 (an integer
+    # tensor), count 4 (one update per completion), rewards [1.1751741073, -0.1717401796], then h = 866.
+    # er keeps the paper's mean (documented departure): h = 901.5, n = 2, then 867.67.
+    r = hapo(mode="mean")
+    r(group([901, 902], [1, 1]))
+    assert r.history["q"] == [901.5, 2]
+    got = r(group([800, 1000], [1, 0]))
+    assert r.history["q"] == [pytest.approx(2603 / 3), 3]
+    assert got != pytest.approx([1.1751741073, -0.1717401796], abs=1e-4)
+    # only h differs: given the code's h = 901, er's formula gives the code's rewards
+    assert [c + r.length_reward(901, n, bool(c)) for n, c in ((800, 1), (1000, 0))] == pytest.approx(
+        [1.1751741073, -0.1717401796], abs=1e-9)
+
+
+def test_mean_mode_departure_is_stated_in_the_list_line():
+    line = REWARDS.get("hapo").__doc__.splitlines()[0]
+    assert "mode=mean is the paper's" in line and "one update per completion" in line
+
+
+@pytest.mark.parametrize("type_lr", ["cosine", "linear"])
+def test_h_zero_is_no_history_as_the_code(type_lr):
+    # Official: HAPO `utils.py` compute_len_reward / compute_len_reward_linear(history_len=0,
+    # seq_len=500 or 600, ...) = 0 (the `history_len > 0` guard); combined_reward_func after a correct
+    # empty completion (h = 0) gives the group [500 correct, 600 wrong] the rewards [1.0, 0.0] and h stays 0.
+    r = hapo(type_lr=type_lr)
+    assert r(group([0, 700], [1, 0])) == [1.0, 0.0]
+    assert r.history["q"][0] == 0
+    assert r(group([500, 600], [1, 0])) == [1.0, 0.0]
+    assert r.history["q"][0] == 0
+
+
+def test_a_state_with_h_zero_round_trips_through_the_cli(tmp_path):
+    state = tmp_path / "state.jsonl"
+    first = score(tmp_path, group([0, 700], [1, 0]), "-r", "hapo:type_lr=linear", "--state", str(state))
+    assert rewards(first, "hapo") == [1.0, 0.0]
+    assert read_state(state) == {"q": {"id": "q", "h": 0, "n": 1}}
+    # same official values as above: h = 0 is no history, and it stays 0
+    second = score(tmp_path, group([500, 600], [1, 0]), "-r", "hapo:type_lr=linear", "--state", str(state))
+    assert rewards(second, "hapo") == [1.0, 0.0]
+    assert read_state(state)["q"]["h"] == 0
+
+
+def test_a_negative_h_in_the_state_is_a_data_error(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"id": "a", "h": -1, "n": 1}\n')
+    proc = score(tmp_path, group([10], [1]), "-r", "hapo", "--state", str(path))
+    assert proc.returncode == 1 and f"{path}:1:" in proc.stderr.decode()
+
+
 def test_no_correct_row_means_no_update_and_null_verdicts_are_null():
     r = hapo(1200)
     assert r(group([100, 300], [0, None])) == [0.0, None]

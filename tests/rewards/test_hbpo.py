@@ -6,7 +6,7 @@ import pytest
 
 import tests.spec_rl_length as spec
 from er.rewards import REWARDS
-from er.rewards.hbpo import f1, f2
+from er.rewards.hbpo import PI_APPROX, f1, f2
 from tests.rewards.catalog import group, rewards, score, usage_error
 
 BUDGETS = [b for b, _, _ in spec.rows]
@@ -33,7 +33,30 @@ def test_code_form_is_min_of_f1_f2_and_differs_only_for_very_short_answers():
     assert REWARDS.get("hbpo")()(short) == pytest.approx([3.9231], abs=5e-5)
     assert REWARDS.get("hbpo")(form="code")(short) == pytest.approx([3.8965], abs=5e-5)
     assert REWARDS.get("hbpo")(form="code")(worked()) == pytest.approx(
-        [min(f1(n, b), f2(b)) if c and n <= 4096 else 0.0 for b, n, c in spec.rows], abs=1e-6)
+        [min(f1(n, b, pi=PI_APPROX), f2(b, pi=PI_APPROX)) if c and n <= 4096 else 0.0 for b, n, c in spec.rows],
+        abs=1e-12)
+
+
+CODE_PREFIX = "<think> I will answer the question with 512 tokens x</think> "
+
+
+def test_code_form_uses_the_codes_pi_approx_3_1416():
+    # Official: HBPO `rllm/rewards/math_reward.py` rllm_reward_fn_math("math", CODE_PREFIX + "\\boxed{41}",
+    # "41", valid_response_length=n) with n = 100, 400, 700 -> 3.896473037893322, 3.923140763309125,
+    # 3.8108371523088644 (with math.pi: 3.8964730516, 3.9231411216, 3.8108378183).
+    rows = group([100, 400, 700], [1, 1, 1], budget=512, completion=CODE_PREFIX + "\\boxed{41}")
+    got = REWARDS.get("hbpo")(form="code")(rows)
+    assert got == pytest.approx([3.896473037893322, 3.923140763309125, 3.8108371523088644], abs=1e-12)
+
+
+def test_code_form_format_check_reads_between_the_first_and_second_think_end():
+    # Official: rllm_reward_fn_math on "<think>..</think> x </think> \\boxed{41}" (gold 41) -> -1 (format
+    # error: nothing boxed before the second </think>); on "<think>..</think> \\boxed{}" -> 0 (the format
+    # check passes, the empty answer is graded wrong).
+    rows = group([100, 100], [1, 1], budget=512,
+                 completion=[CODE_PREFIX + "y </think> \\boxed{41}", CODE_PREFIX + "\\boxed{}"])
+    assert REWARDS.get("hbpo")(form="code")(rows) == [-1.0, 0.0]
+    assert REWARDS.get("hbpo")()(rows) == pytest.approx([f2(512), f2(512)], abs=1e-12)  # paper form: no check
 
 
 def test_code_form_scores_format_errors_minus_one_paper_form_zero():
