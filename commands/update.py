@@ -24,7 +24,8 @@ def run(
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.01,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Clip the gradient norm (0: off).")] = 1.0,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step, in whole groups (a step closes at the first group boundary at or after this).")] = 64,
-    max_tokens_per_micro_batch: Annotated[int, typer.Option("--max-tokens-per-micro-batch", help="Padded tokens per forward/backward pass (gradient accumulation inside a step).")] = 16384,
+    max_tokens_per_micro_batch: Annotated[str, typer.Option("--max-tokens-per-micro-batch", help="Padded tokens per forward/backward pass (gradient accumulation inside a step); auto: the most whose activations fit a share of free memory (logged at start).")] = "auto",
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Recompute each decoder layer in backward: ~1.3x the compute, far less activation memory per token (larger auto micro-batches).")] = False,
     ppo_epochs: Annotated[int, typer.Option("--ppo-epochs", "--epochs", help="Optimizer updates over the same batch.")] = 1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     estimator: Annotated[Optional[str], typer.Option("--estimator", "-e", help="When rows have rewards but no advantages: the estimator to compute them (default grpo; drpo for --loss drpo).", rich_help_panel=_ADV)] = None,
@@ -73,6 +74,13 @@ def run(
     from er.train.run import run_update
     from er.train.trainer import UpdateConfig
 
+    micro = None
+    if max_tokens_per_micro_batch != "auto":
+        try:
+            micro = int(max_tokens_per_micro_batch)
+        except ValueError:
+            raise UsageError("--max-tokens-per-micro-batch must be auto or a positive integer, "
+                             f"not {max_tokens_per_micro_batch!r}") from None
     tokens = None
     if mode_tokens:
         parts = [p.strip() for p in mode_tokens.split(",")]
@@ -81,7 +89,8 @@ def run(
         tokens = (parts[0], parts[1])
     cfg = UpdateConfig(
         loss=loss, lr=lr, warmup=warmup, weight_decay=weight_decay, grad_clip=grad_clip, batch_size=batch_size,
-        max_tokens_per_micro_batch=max_tokens_per_micro_batch, ppo_epochs=ppo_epochs, seed=seed,
+        max_tokens_per_micro_batch=micro, gradient_checkpointing=gradient_checkpointing, ppo_epochs=ppo_epochs,
+        seed=seed,
         clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, is_cap=is_cap, agg=agg,
         norm_length=norm_length, kl_coef=kl_coef, kl=kl, ref_model=ref_model, entropy_coef=entropy_coef,
         drpo_tau=drpo_tau, drpo_beta=drpo_beta, drpo_delta=drpo_delta, mode_switch_coef=mode_switch_coef,

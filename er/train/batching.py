@@ -114,3 +114,78 @@ def collate(examples: list[Example], index: list[int], pad_id: int, device: torc
         drpo_weight=torch.tensor([e.drpo_weight for e in exs], dtype=f32, device=device),
         drpo_negative=torch.tensor([e.drpo_negative for e in exs], dtype=torch.bool, device=device),
     )
+
+
+# ---- the micro-batch token budget ----------------------------------------------------------------
+
+AUTO_CPU_SHARE = 0.25  # of MemAvailable (after the model is loaded) that activations may take on CPU
+AUTO_CPU_CAP = 1 << 30  # and at most this: on CPU, passes of a few hundred tokens already saturate the matmuls
+AUTO_GPU_SHARE = 0.5  # of the free device memory
+AUTO_MIN_TOKENS, AUTO_MAX_TOKENS = 256, 65536
+
+
+def activation_bytes_per_token(config, gradient_checkpointing: bool = False, full_logits: bool = False,
+                               dtype_bytes: int = 4) -> int:
+    """Estimated memory autograd keeps per (padded) token of a forward pass, from a decoder's config.
+
+    One decoder layer saves, per token, about 10 H (norm inputs/outputs, q, attention output, o_proj
+    input, residuals) + 4 H_kv (k, v before and after RoPE) + 5 I (gate, up, activation, product, down
+    input) values, with H = hidden_size, H_kv = num_key_value_heads * head_dim, I = intermediate_size:
+
+        per_layer = dtype_bytes * (10 H + 4 H_kv + 5 I)
+        bytes     = layers * per_layer                        (default)
+                  = layers * dtype_bytes * H + per_layer      (--gradient-checkpointing: each layer's
+                                                               input, plus one layer recomputed at a time)
+                  + 3 * dtype_bytes * V                       (models whose logits are transformed after
+                                                               the head: full-forward [L x V] logits)
+
+    The LM head adds nothing per token: log-probs go through it in fixed-size chunks
+    (`er.train.logprobs`). Attention scores are not counted (SDPA keeps none per token pair).
+    """
+    cfg = getattr(config, "text_config", None) or config
+    h = int(cfg.hidden_size)
+    layers = int(cfg.num_hidden_layers)
+    inter = int(getattr(cfg, "intermediate_size", None) or 4 * h)
+    heads = int(getattr(cfg, "num_attention_heads", 1) or 1)
+    head_dim = int(getattr(cfg, "head_dim", None) or h // heads)
+    kv = int(getattr(cfg, "num_key_value_heads", None) or heads) * head_dim
+    per_layer = dtype_bytes * (10 * h + 4 * kv + 5 * inter)
+    total = layers * dtype_bytes * h + per_layer if gradient_checkpointing else layers * per_layer
+    if full_logits:
+        total += 3 * dtype_bytes * int(cfg.vocab_size)
+    return total
+
+
+def available_memory(device) -> int:
+    """Free device memory on CUDA; MemAvailable (/proc/meminfo) on CPU, else physical pages x page size."""
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def auto_micro_batch_tokens(per_token: int, available: int, state_bytes: int, device_type: str) -> int:
+    """The `--max-tokens-per-micro-batch auto` value: the most padded tokens whose activations fit.
+
+        budget = GPU_SHARE * (free - state)                     on CUDA (share 0.5)
+               = min(CPU_SHARE * (MemAvailable - state), 1 GiB)  on CPU (share 0.25)
+        tokens = clamp(budget / per_token, 256, 65536), rounded down to a multiple of 256
+
+    `state_bytes`: what the step will still allocate besides activations (gradients and AdamW's two
+    moments: 3 x the parameter bytes); `per_token` from `activation_bytes_per_token`.
+    """
+    room = max(available - state_bytes, 0)
+    budget = AUTO_GPU_SHARE * room if device_type == "cuda" else min(AUTO_CPU_SHARE * room, AUTO_CPU_CAP)
+    tokens = int(budget // max(per_token, 1))
+    return max(AUTO_MIN_TOKENS, min(AUTO_MAX_TOKENS, tokens // 256 * 256))

@@ -39,6 +39,7 @@ from er.train import checkpoint as ckpt
 from er.train import losses as L
 from er.train.batching import MicroBatch, collate, loss_positions, padding_fraction, plan_micro_batches
 from er.train.data import StepBatch
+from er.train.logprobs import head_logprobs_entropy
 
 # Set once this process has started a torch.distributed process group; `er` then ends the process
 # without interpreter finalization (see er.cli.main).
@@ -55,7 +56,8 @@ class UpdateConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     batch_size: int = 64
-    max_tokens_per_micro_batch: int = 16384
+    max_tokens_per_micro_batch: int | None = None  # None: auto, from memory (batching.auto_micro_batch_tokens)
+    gradient_checkpointing: bool = False
     ppo_epochs: int = 1
     seed: int = 0
     clip_low: float = 0.2
@@ -88,7 +90,8 @@ class UpdateConfig:
             raise UsageError(f"--agg must be one of {', '.join(L.AGGS)}, not {self.agg!r}")
         if self.kl not in L.KLS:
             raise UsageError(f"--kl must be one of {', '.join(L.KLS)}, not {self.kl!r}")
-        if self.lr <= 0 or self.batch_size < 1 or self.ppo_epochs < 1 or self.max_tokens_per_micro_batch < 1:
+        if (self.lr <= 0 or self.batch_size < 1 or self.ppo_epochs < 1
+                or (self.max_tokens_per_micro_batch is not None and self.max_tokens_per_micro_batch < 1)):
             raise UsageError("--lr, --batch-size, --ppo-epochs and --max-tokens-per-micro-batch must be positive")
         if not (0 <= self.clip_low < 1) or self.clip_high < 0:
             raise UsageError("--clip-low must be in [0, 1) and --clip-high >= 0")
@@ -126,26 +129,36 @@ def lr_at(cfg: UpdateConfig, step: int) -> float:
 class _Policy(torch.nn.Module):
     """Runs the decoder, then the LM head only at the positions that predict completion tokens.
 
+    With `labels`, returns (log-probs, entropies) of those tokens, computed through the head in chunks
+    (`er.train.logprobs`: at most [chunk x vocabulary] logits exist at once, forward and backward);
+    without, the logits themselves (for the mode-switch loss, a handful of positions).
+
     Some architectures transform the logits after the head inside `forward()` (Gemma's final softcapping,
     Granite's and Cohere's scaling, each its own way); for those `head_only` is False and the model's full
-    forward runs instead, so that training log-probs match the sampler's.
+    forward runs instead, so that training log-probs match the sampler's: its [batch x length x vocabulary]
+    logits are materialised (more memory per micro-batch; the auto micro-batch budget counts them).
     """
 
     def __init__(self, lm: Any):
         super().__init__()
         self.lm = lm
-        self.head_only = head_reproduces_forward(lm)
+        self.head_only = head_reproduces_forward(lm) and isinstance(lm.get_output_embeddings(), torch.nn.Linear)
 
-    def forward(self, input_ids, attention_mask, rows, cols, temps=None):
+    def forward(self, input_ids, attention_mask, rows, cols, temps=None, labels=None, entropy="none"):
         if self.head_only:
             base = getattr(self.lm, self.lm.base_model_prefix)
             hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            if labels is not None:
+                return head_logprobs_entropy(hidden[rows, cols], self.lm.get_output_embeddings(), labels,
+                                             temps, entropy)
             logits = self.lm.get_output_embeddings()(hidden[rows, cols]).float()
         else:
             logits = self.lm(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
             logits = logits[rows, cols].float()
         if temps is not None:
             logits = logits / temps.unsqueeze(-1)
+        if labels is not None:
+            return L.token_logprobs_entropy(logits, labels, entropy=entropy)
         return logits
 
 
@@ -229,6 +242,8 @@ class Trainer:
         if not self.policy.head_only and self.rank == 0:
             log(f"er update: {lm.config.model_type} transforms its logits after the LM head; "
                 "computing them at every position (more memory per micro-batch)")
+        if cfg.gradient_checkpointing:
+            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref = None
         if cfg.kl_coef > 0:
             ref_path = cfg.ref_model or model_path
@@ -247,6 +262,7 @@ class Trainer:
                     raise UsageError(f"--mode-tokens: {t!r} is not a single token of the tokenizer")
                 ids.append(int(i))
             self.mode_ids = tuple(ids)
+        self.micro_tokens = self._micro_batch_tokens()
         self.module = self._wrap()
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
@@ -259,6 +275,26 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % (2**32))
         torch.manual_seed(seed)
+
+    def _micro_batch_tokens(self) -> int:
+        """--max-tokens-per-micro-batch, or the auto value (logged once; the smallest over ranks)."""
+        if self.cfg.max_tokens_per_micro_batch is not None:
+            return self.cfg.max_tokens_per_micro_batch
+        from er.train import batching
+
+        per_token = batching.activation_bytes_per_token(self.lm.config, self.cfg.gradient_checkpointing,
+                                                        full_logits=not self.policy.head_only)
+        param_bytes = sum(p.numel() * p.element_size() for p in self.lm.parameters() if p.requires_grad)
+        tokens = batching.auto_micro_batch_tokens(per_token, batching.available_memory(self.device),
+                                                  3 * param_bytes, self.device.type)
+        if self.distributed:  # every rank must plan the same micro-batches
+            t = torch.tensor([tokens], dtype=torch.long, device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+            tokens = int(t.item())
+        if self.rank == 0:
+            log(f"er update: --max-tokens-per-micro-batch auto: {tokens} tokens "
+                f"(~{per_token / 2**20:.2f} MiB of activations per token)")
+        return tokens
 
     def _wrap(self):
         if not self.distributed:
@@ -359,13 +395,16 @@ class Trainer:
         return path
 
     # ---- forward helpers ---------------------------------------------------------------------
-    def _forward(self, module, mb: MicroBatch, temps: bool = True) -> torch.Tensor:
+    def _forward(self, module, mb: MicroBatch, temps: bool = True, entropy: str | None = None):
+        """Logits at the loss positions; with `entropy` ("none", "detached", "grad") (log-probs, entropies)."""
+        labels = None if entropy is None else mb.labels
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return module(mb.input_ids, mb.attention_mask, mb.rows, mb.cols, mb.temps if temps else None)
+            return module(mb.input_ids, mb.attention_mask, mb.rows, mb.cols, mb.temps if temps else None,
+                          labels, entropy or "none")
 
     @torch.no_grad()
     def _logprobs(self, module, mb: MicroBatch) -> torch.Tensor:
-        logp, _ = L.token_logprobs_entropy(self._forward(module, mb), mb.labels, entropy="none")
+        logp, _ = self._forward(module, mb, entropy="none")
         return logp
 
     # ---- the step ------------------------------------------------------------------------
@@ -374,10 +413,10 @@ class Trainer:
         try:
             return self._train_step(batch)
         except torch.OutOfMemoryError as exc:
-            raise _oom(exc, self.cfg.max_tokens_per_micro_batch) from None
+            raise _oom(exc, self.micro_tokens) from None
         except RuntimeError as exc:
             if "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
-                raise _oom(exc, self.cfg.max_tokens_per_micro_batch) from None
+                raise _oom(exc, self.micro_tokens) from None
             raise
 
     def _norm_length(self, exs) -> float:
@@ -397,7 +436,7 @@ class Trainer:
             for i, e in enumerate(exs):
                 by_group.setdefault(e.group, []).append(i)
             units = list(by_group.values())
-        plans = plan_micro_batches(lengths, cfg.max_tokens_per_micro_batch, units)
+        plans = plan_micro_batches(lengths, self.micro_tokens, units)
         pad_frac = padding_fraction(lengths, plans)
         n_tokens = sum(max(end - start, 0) for start, end in map(loss_positions, exs))
         n_seqs = len(exs)
@@ -505,9 +544,8 @@ class Trainer:
                     ref_lp, old_lp) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         st = torch.zeros(12, dtype=torch.float64)
-        logits = self._forward(self.module, mb, temps=cfg.loss != "sft")
-        logp, ent = L.token_logprobs_entropy(logits, mb.labels,
-                                             entropy="grad" if cfg.entropy_coef > 0 else "detached")
+        logp, ent = self._forward(self.module, mb, temps=cfg.loss != "sft",
+                                  entropy="grad" if cfg.entropy_coef > 0 else "detached")
         st[0] = mb.n_tokens
         st[4] = float(ent.detach().sum())
         if cfg.loss == "sft":
