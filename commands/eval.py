@@ -67,7 +67,7 @@ def run(
     evaluation = Evaluation(options, n_inputs=len(inputs or []))
     md = format == "md"
     with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
-                quiet=True, kind="report") as s:
+                quiet=True, kind="report", progress=not quiet) as s:
         reports = evaluation.run(s)
         if md:
             from er.evaluation.render import markdown

@@ -47,8 +47,11 @@ def run(
 
     with stream("synth-tail", [], output, format, None, 1, quiet, kind="prompt") as s:
         lengths: dict[str, list[int]] = {}
-        for record in generate(names, n, split, 0 if seed is None else seed, style, with_trace, ranges,
-                               think, on_duplicate=lambda: s.note("duplicate problems (the range is too small)")):
+        from er.progress import track, wanted
+
+        records = generate(names, n, split, 0 if seed is None else seed, style, with_trace, ranges,
+                           think, on_duplicate=lambda: s.note("duplicate problems (the range is too small)"))
+        for record in track(records, unit="prompt", desc="er synth-tail", on=wanted(quiet)):
             s.write(record)
             if with_trace:
                 acc = lengths.setdefault(record["task"], [0, 0, 0])

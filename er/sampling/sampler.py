@@ -321,8 +321,7 @@ def run_stream(sampler: Sampler, rows: Iterable[tuple], stream, *, chunk_prompts
             stream.write_many(group)
             stream.end_group()
             if progress is not None:
-                progress.update(1)
-                progress.tokens += sum(r["completion_tokens"] for r in group)
+                progress.update(1, tokens=sum(r["completion_tokens"] for r in group))
         chunk.clear()
 
     for row in rows:
