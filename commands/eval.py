@@ -31,7 +31,7 @@ def run(
     emotion_level: Annotated[str, typer.Option("--emotion-level", help="emotion: level1 or level2 wheel clusters.")] = "level1",
     span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG: accuracy vs tokens with the Pareto front, length histograms, accuracy vs budget.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
     output: Output = None,
     format: Annotated[str, typer.Option("--format", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
@@ -56,6 +56,10 @@ def run(
     from er.io import log
     from er.pool import default_workers
 
+    if plot:
+        from er.evaluation.plot import plot_format
+
+        plot_format(plot)  # a bad extension is a usage error before any row is read
     if format not in ("jsonl", "arrow", "md"):
         raise UsageError(f"--format must be jsonl, arrow or md, not {format!r}")
     options = EvalOptions(metric=metric, by=list(by or []), budgets=parse_ints(budgets, "--budgets"),

@@ -308,11 +308,12 @@ class ReasoningReport:
         return out
 
     def arrays(self):
-        """(key fields, tokens, verdicts) per group, as numpy arrays (for plots)."""
+        """(key fields, tokens, think tokens, verdicts) per group, as numpy arrays (for plots)."""
         import numpy as np
 
         for key, g in self.groups.items():
             yield (self.keys.fields(key), np.frombuffer(g.tokens, dtype=np.int64) if len(g.tokens) else
+                   np.zeros(0, np.int64), np.frombuffer(g.think, dtype=np.int64) if len(g.think) else
                    np.zeros(0, np.int64), np.frombuffer(bytes(g.verdicts), dtype=np.uint8))
 
     def _report(self, key: tuple, g: _Group, horizon: int) -> dict:

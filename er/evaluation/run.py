@@ -174,7 +174,7 @@ class Evaluation:
             raise UsageError("--plot draws accuracy/length plots: it needs --metric reasoning")
         from er.evaluation.plot import write_plot
 
-        write_plot(path, reports, self.report.arrays(), self.o.budgets or None, self.keys.by)
+        write_plot(path, reports, self.report.arrays(), self.report.horizon(), self.keys.by)
 
 
 def summary(stream: RecordStream, evaluated: int, n_reports: int) -> str:

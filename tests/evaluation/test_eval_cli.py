@@ -133,7 +133,25 @@ def test_plot_is_a_png_of_the_expected_size(tmp_path):
     run_er("eval", "--plot", str(png), "--budgets", "100,200,400", input=jsonl(rows_two_problems()), check=True)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    assert struct.unpack(">II", data[16:24]) == (1500, 450)
+    assert struct.unpack(">II", data[16:24]) == (1650, 560)
+
+
+def test_plot_format_follows_the_extension_and_the_legend_holds_short_names_and_each_auc(tmp_path):
+    rows = rows_two_problems("/runs/a/ckpt/step-20") + rows_two_problems("/models/base-1.5B")[:6]
+    svg = tmp_path / "plot.svg"
+    reports = parse_jsonl(run_er("eval", "--plot", str(svg), input=jsonl(rows), check=True).stdout)
+    text = svg.read_text()
+    assert text.startswith("<?xml") and "<svg" in text
+    assert "ckpt/step-20 vs base-1.5B on stdin (n = 8 / 6 rows)" in text   # the title
+    assert "/runs/a" not in text and "/models" not in text                    # short names only
+    for r in reports:
+        assert f"(AUC {r['oaa_auc']:.3f})" in text
+    assert "% of the series&#39; rows" in text or "% of the series' rows" in text  # 8 vs 6 rows: shares
+    pdf = tmp_path / "plot.pdf"
+    run_er("eval", "--plot", str(pdf), input=jsonl(rows), check=True)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    bad = run_er("eval", "--plot", str(tmp_path / "plot.jpg"), input=jsonl(rows))
+    assert bad.returncode == 2 and b".png, .svg or .pdf" in bad.stderr and bad.stdout == b""
 
 
 def test_empty_input_gives_an_empty_report_and_exit_0():
