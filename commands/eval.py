@@ -33,7 +33,7 @@ def run(
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
     plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
     output: Output = None,
-    format: Annotated[str, typer.Option("--format", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
+    format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|md", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     quiet: Quiet = False,
