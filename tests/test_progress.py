@@ -19,7 +19,7 @@ from tests.helpers import ER, jsonl, run_er
 from tests.test_contract import CASES, args_for
 
 PROGRESS = {  # command -> what its progress line shows
-    "score": "row/s", "advantage": "row/s", "eval": "row/s", "decompose": "row/s",
+    "score": "rows/s", "advantage": "rows/s", "eval": "rows/s", "decompose": "rows/s",
 }
 
 
@@ -76,8 +76,8 @@ def test_synth_tail_counts_prompts_on_a_terminal_only(tmp_path):
     args = ["synth-tail", "--n", "50", "--seed", "1"]
     code, shown = on_a_terminal(args, b"", tmp_path)
     assert code == 0, shown
-    assert "er synth-tail" in shown and "prompt/s" in shown
-    assert "prompt/s" not in run_er(*args, check=True).stderr.decode()
+    assert "er synth-tail" in shown and "prompts/s" in shown
+    assert "prompts/s" not in run_er(*args, check=True).stderr.decode()
 
 
 def test_update_shows_step_loss_and_tokens_per_second_on_a_terminal(tiny_model, tmp_path):
@@ -85,11 +85,21 @@ def test_update_shows_step_loss_and_tokens_per_second_on_a_terminal(tiny_model, 
     data = jsonl(many(make, 2))
     code, shown = on_a_terminal(args, data, tmp_path)
     assert code == 0, shown
-    assert "er update" in shown and "step/s" in shown and "loss=" in shown and "tok/s=" in shown
+    assert "er update" in shown and "steps/s" in shown and "loss=" in shown and "tok/s=" in shown
     args2, _, _ = args_for("update", tiny_model, tmp_path / "again")
     piped = run_er(*args2, input=data, check=True).stderr.decode()
-    assert "step/s" not in piped and "loss=" not in piped
+    assert "steps/s" not in piped and "loss=" not in piped
 
 
 def test_contract_cases_cover_the_commands_with_progress():
     assert set(PROGRESS) <= set(CASES)
+
+
+def test_sample_shows_prompts_and_tokens_per_second_on_a_terminal_only(tiny_model, tmp_path):
+    args, make, _ = args_for("sample", tiny_model, tmp_path)
+    data = jsonl(many(make, 2))
+    code, shown = on_a_terminal(args, data, tmp_path)
+    assert code == 0, shown
+    assert "er sample" in shown and "prompts/s" in shown and "tok/s=" in shown
+    piped = run_er(*args, input=data, check=True).stderr.decode()
+    assert "prompts/s" not in piped and "tok/s" not in piped
