@@ -9,8 +9,8 @@ sees a new checkpoint (er.sampling.policy).
 Per sample: `group_id` (the prompt's `id`; `id#k` for its k-th repeat, e.g. later epochs of
 `--loop`), `sample_idx`, `group_size`, `completion` (decoded with special tokens kept, e.g.
 `</think>`, minus the final stop token), `completion_tokens` (generated ids, the stop token
-included), `think_tokens` (er.sampling.think), `prompt_tokens` (prefill included), `finish_reason`, `policy {model, step}`, `sampling
-{temperature, top_p, max_tokens, seed, ...}`; with logprobs `token_ids` and `logprobs`.
+included), `think_tokens` (er.sampling.think), `prompt_tokens` (prefill included), `finish_reason`,
+`policy {model, step}`, `sampling {temperature, top_p, max_tokens, seed, ...}`; with logprobs `token_ids` and `logprobs`.
 
 Seeds: prompt number i of the stream (0, 1, ... over all epochs) gets the base seed
 blake2b(f"{seed}:{i}") mod 2^30 and its sample k uses base + k (vLLM's child-seed rule), so what a
@@ -102,7 +102,7 @@ class Sampler:
         self.stop_scale = None
         self.think_ids = tokenizer.encode(iv.think_end, add_special_tokens=False) if iv.think_end else []
         if iv.stop_scale is not None and iv.stop_scale != 1.0:
-            ids = tokenizer.encode(iv.think_end, add_special_tokens=False) if iv.think_end else []
+            ids = self.think_ids
             if len(ids) == 1:
                 self.stop_scale = (ids[0], math.log(iv.stop_scale), ids[0])
             else:
