@@ -18,14 +18,22 @@ Seed = Annotated[Optional[int], typer.Option("--seed", help="Makes every random 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
 
 
-def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None) -> RecordStream:
+def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None,
+           progress: bool = False) -> RecordStream:
+    """The command's RecordStream; `progress`: count the rows read on stderr when it is a terminal (er.progress)."""
     arrow_schema = None
     if fmt == "arrow" and kind:
         from er.schema import arrow_schema as schema_for
 
         arrow_schema = schema_for(kind)
-    return RecordStream(command, inputs, output=output, fmt=fmt, rejects=rejects,
-                        max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema)
+    s = RecordStream(command, inputs, output=output, fmt=fmt, rejects=rejects,
+                     max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema)
+    if progress:
+        from er.progress import count_rows, wanted
+
+        if wanted():
+            count_rows(s)
+    return s
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:

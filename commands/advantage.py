@@ -39,7 +39,7 @@ def run(
     from er.advantaging import AdvantageRunner
     from er.groups import iter_groups
 
-    with stream("advantage", inputs, output, format, rejects, max_line_bytes, quiet, kind="advantaged") as s:
+    with stream("advantage", inputs, output, format, rejects, max_line_bytes, quiet, kind="advantaged", progress=not quiet) as s:
         runner = AdvantageRunner(estimator, batch_groups, dynamic_sampling, eager=s.eager_flush,
                                  normalize_then_sum=normalize_then_sum)
         for records in runner.run(iter_groups(s.records(), s), s):

@@ -52,7 +52,7 @@ def run(
     from er.io import log
     from er.data.decompose import default_tokenizer_workers
 
-    with stream("decompose", inputs, output, format, rejects, max_line_bytes, quiet) as s:
+    with stream("decompose", inputs, output, format, rejects, max_line_bytes, quiet, progress=not quiet) as s:
         d = Decomposer(s, tokenizer=tokenizer, min_len=min_len, max_len=max_len, overflow=overflow,
                        target_shift=target_shift, append_eos=append_eos, seed=seed,
                        workers=default_tokenizer_workers() if workers is None else workers)

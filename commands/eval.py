@@ -22,6 +22,8 @@ def run(
     budgets: Annotated[list[str] | None, typer.Option("--budgets", help="Token budgets b for accuracy_at_b: correct AND completion_tokens <= b (e.g. 1024,2k,4k).")] = None,
     compare: Annotated[bool, typer.Option("--compare", help="Compare runs: each input file (or model) against the baseline: relative length change, accuracy delta, AES.")] = False,
     baseline: Annotated[str | None, typer.Option("--baseline", help="The baseline model name or file for --compare (default: the first).")] = None,
+    aes_weights: Annotated[str | None, typer.Option("--aes-weights", metavar="A,B,C", help="AES weights α,β,γ (implies --compare): AES = α·ΔL + β·ΔA if ΔA >= 0 else α·ΔL − γ·|ΔA|, ΔL = relative length reduction, ΔA = relative accuracy change vs the baseline (O1-Pruner, Luo et al. 2025; default 1,3,5 as there).")] = None,
+    auc_tokens: Annotated[int | None, typer.Option("--auc-tokens", metavar="T", help="Horizon T of oaa_auc (OptimalThinkingBench's AUC_OAA = mean of correct·max(0, 1 − think_tokens/T), think_tokens falling back to completion_tokens; default: the largest sampling.max_tokens, else the longest completion). Reported as auc_tokens.")] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n. leval / lcfo (reconstructed fields): score samples of `er sample --dataset FILE --preset leval|lcfo` (or L-Eval's own prediction files) with that metric, one report per task / ratio; LLM-judged L-Eval items are dropped (no judge run).")] = None,
     gamed: Annotated[list[str] | None, typer.Option("--gamed", help="lc-winrate: generator_2 names of length-gamed baseline variants (regularise-to-baseline).")] = None,
     lc_lambda: Annotated[float, typer.Option("--lc-lambda", help="lc-winrate: total weight of the gamed-baseline rows.")] = 0.2,
@@ -29,9 +31,9 @@ def run(
     emotion_level: Annotated[str, typer.Option("--emotion-level", help="emotion: level1 or level2 wheel clusters.")] = "level1",
     span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG: accuracy vs tokens with the Pareto front, length histograms, accuracy vs budget.")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
     output: Output = None,
-    format: Annotated[str, typer.Option("--format", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
+    format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|md", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     quiet: Quiet = False,
@@ -41,26 +43,35 @@ def run(
 
     Reasoning metrics: accuracy, pass@k (unbiased), maj@k, mean/median/p90 tokens (also by correct and
     incorrect), truncation rate, tokens per correct answer, accuracy per 1k tokens, accuracy under token
-    budgets, null and timeout counts, the verifier. Rates are fractions in [0, 1]. `--compare` adds the
-    papers' headline ("-47.3% length, +1.48 accuracy") and O1-Pruner's AES against --baseline.
+    budgets, null and timeout counts, the verifier. Rates are fractions in [0, 1]. Think vs answer tokens
+    (mean_think_tokens, mean_answer_tokens: answer = completion_tokens − think_tokens), OptimalThinkingBench's
+    oaa_auc (see --auc-tokens) and LLMThinkBench's overthinking_score = 2·Acc·TE/(Acc+TE), TE = 1 − (tok −
+    min)/(max − min) over the mean tokens of the reports compared together. `--compare` adds the papers'
+    headline ("-47.3% length, +1.48 accuracy") and O1-Pruner's AES against --baseline (see --aes-weights).
     Length-control metrics with --metric: ruler, lc-winrate, emotion, leval, lcfo (reconstructed).
     """
     from er.errors import UsageError
+    from er.evaluation.metrics import parse_aes_weights
     from er.evaluation.run import EvalOptions, Evaluation, parse_ints, summary
     from er.io import log
     from er.pool import default_workers
 
+    if plot:
+        from er.evaluation.plot import plot_format
+
+        plot_format(plot)  # a bad extension is a usage error before any row is read
     if format not in ("jsonl", "arrow", "md"):
         raise UsageError(f"--format must be jsonl, arrow or md, not {format!r}")
     options = EvalOptions(metric=metric, by=list(by or []), budgets=parse_ints(budgets, "--budgets"),
                           ks=parse_ints(k, "--k") or None, maj=parse_ints(maj, "--maj"), extract=extract,
                           compare=compare, baseline=baseline, preset=preset, rewards=list(reward or []),
                           workers=default_workers() if workers is None else workers, timeout=timeout, gamed=list(gamed or []), lc_lambda=lc_lambda,
-                          emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band)
+                          emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band,
+                          auc_tokens=auc_tokens, aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
     evaluation = Evaluation(options, n_inputs=len(inputs or []))
     md = format == "md"
     with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
-                quiet=True, kind="report") as s:
+                quiet=True, kind="report", progress=not quiet) as s:
         reports = evaluation.run(s)
         if md:
             from er.evaluation.render import markdown

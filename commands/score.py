@@ -47,7 +47,7 @@ def run(
                     workers=default_workers() if workers is None else workers, timeout=timeout)
     if state is not None:
         scorer.use_state(state)
-    with stream("score", inputs, output, format, rejects, max_line_bytes, quiet, kind="scored") as s:
+    with stream("score", inputs, output, format, rejects, max_line_bytes, quiet, kind="scored", progress=not quiet) as s:
         for group in scorer.run(iter_groups(s.records(), s), s):
             s.write_many([row[2] for row in group])
             s.end_group()

@@ -11,7 +11,7 @@ from er.commands._common import Debug, Format, Output, Quiet, Seed, print_table,
 
 def run(
     task: Annotated[str, typer.Option("--task", help="Task name, a comma list, or all (see --list).")] = "all",
-    n: Annotated[int, typer.Option("--n", help="Problems per task.")] = 100,
+    n: Annotated[int, typer.Option("-n", "--n", help="Problems per task.")] = 100,
     split: Annotated[str, typer.Option(help="Length split: short, medium or long (train on short, test on the others).")] = "short",
     ranges: Annotated[str, typer.Option(help="Range table: small (ours, CPU-sized traces; default) or paper (Table F1).")] = "small",
     with_trace: Annotated[bool, typer.Option("--with-trace", help="Add the chain of thought as `completion` (SFT-ready), with `trace_chars`, `trace_steps`.")] = False,
@@ -47,8 +47,11 @@ def run(
 
     with stream("synth-tail", [], output, format, None, 1, quiet, kind="prompt") as s:
         lengths: dict[str, list[int]] = {}
-        for record in generate(names, n, split, 0 if seed is None else seed, style, with_trace, ranges,
-                               think, on_duplicate=lambda: s.note("duplicate problems (the range is too small)")):
+        from er.progress import track, wanted
+
+        records = generate(names, n, split, 0 if seed is None else seed, style, with_trace, ranges,
+                           think, on_duplicate=lambda: s.note("duplicate problems (the range is too small)"))
+        for record in track(records, unit="prompt", desc="er synth-tail", on=wanted(quiet)):
             s.write(record)
             if with_trace:
                 acc = lengths.setdefault(record["task"], [0, 0, 0])

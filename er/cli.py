@@ -13,6 +13,8 @@ import sys
 
 import typer
 
+from er.helptext import fields_epilog, set_metavars
+
 # (command name, module in er.commands). Each module's `run` is the command; its docstring the help.
 COMMANDS = (
     ("sample", "sample"),
@@ -42,7 +44,8 @@ def build_app(only: str | None = None) -> typer.Typer:
         add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"]},
+        # help wraps at the terminal's width (COLUMNS when set), not click's default cap of 80
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 10_000},
     )
     if only is not None:
         app.callback()(lambda: None)  # stays a group: `er NAME ...` parses as with every command
@@ -58,8 +61,18 @@ def build_app(only: str | None = None) -> typer.Typer:
             raise
         # The module docstring "er NAME: summary." gives the one-line summary of `er --help`.
         summary = (mod.__doc__ or "").strip().splitlines()[0].split(":", 1)[-1].strip().rstrip(".")
-        app.command(name, short_help=summary[:1].upper() + summary[1:])(mod.run)
+        app.command(name, short_help=summary[:1].upper() + summary[1:], epilog=fields_epilog(name))(mod.run)
     return app
+
+
+def click_group(only: str | None = None):
+    """The click group of build_app(only), every option's metavar saying what to type (er.helptext)."""
+    import typer.main
+
+    group = typer.main.get_command(build_app(only))
+    for command in group.commands.values():
+        set_metavars(command)
+    return group
 
 
 def _command_name(argv: list[str]) -> str:
@@ -80,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
         pass
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv) or ["--help"]  # bare `er`: the command list, exit 0
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
     prefix = " ".join(filter(None, ["er", _command_name(argv)]))
     code = 0
     try:
-        result = build_app(only=_command_name(argv) or None)(args=argv, prog_name="er", standalone_mode=False)
+        result = click_group(only=_command_name(argv) or None).main(args=argv, prog_name="er", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code

@@ -33,8 +33,31 @@ O1-Like Reasoning Pruning" (arXiv 2501.12570), reused by the same group's Ada-R1
     AES = α·ΔLength + β·|ΔAcc|   if ΔAcc >= 0
     AES = α·ΔLength − γ·|ΔAcc|   if ΔAcc <  0,     α = 1, β = 3, γ = 5
 
-The constants and the piecewise form are as we recall them from the paper; the spec files do not
-define an efficiency score, so this is recorded here, not verified against the paper text.
+α, β, γ are `er eval --aes-weights a,b,c` (default 1,3,5, O1-Pruner's; Ada-R1's public evaluation code
+uses the same 3 and 5). The baseline is `--baseline` (default the first run of each comparison set).
+
+Think and answer tokens — `think_tokens` (written by `er sample`: completion tokens through the end of
+the think block) and answer tokens = completion_tokens - think_tokens; a row without `think_tokens`
+counts all its tokens as think (so a model that never closes a think block is all thinking).
+
+Area under the Overthinking-Adjusted Accuracy curve — OptimalThinkingBench (Aggarwal et al. 2025,
+arXiv 2508.13141): OAA_t = (1/n) Σ_i correct_i · 1[think_i < t] and
+
+    AUC_OAA = (1/T) ∫_0^T OAA_t dt = (1/n) Σ_i correct_i · max(0, 1 - think_i / T)
+
+over the n judged rows, think_i = `think_tokens` falling back to `completion_tokens` (a row with
+neither counts 0). T (`auc_tokens`) is `--auc-tokens`, else the largest `sampling.max_tokens` of the
+input, else the longest completion, and is the same for every report of one run of `er eval`, so the
+AUCs are comparable. Departure: the paper fixes T per benchmark; we default to the sampling cap.
+
+Overthinking score — LLMThinkBench (Srivastava et al., Jul 2025; the `calculate_efficiency_score` of
+its released package, v0.1.6): the harmonic mean of accuracy and token efficiency,
+
+    TE = 1 - (tok - min) / (max - min),   score = 2·Acc·TE / (Acc + TE)   (0 when Acc + TE = 0)
+
+with tok = the report's mean_tokens and min/max over the reports compared together (same dataset
+and --by fields, every model/run). As in the released code: with fewer than two reports the score is
+the accuracy itself, and when min = max, TE = 1.
 The headline form of the papers ("-47.3% length, +1.48 accuracy") is `relative length change` =
 (L_model - L_base) / L_base and the accuracy difference in percentage points.
 """
@@ -135,6 +158,47 @@ def aes(length: float | None, accuracy: float | None, base_length: float | None,
         return None
     d_len = -d_len  # AES rewards a length *reduction*
     return alpha * d_len + (beta * abs(d_acc) if d_acc >= 0 else -gamma * abs(d_acc))
+
+
+def oaa_auc(think, correct, tokens_cap: float) -> float | None:
+    """OptimalThinkingBench's AUC_OAA: mean over judged rows of correct · max(0, 1 - think / T).
+
+    `think`: numpy int array of think tokens (-1 = unknown: counts 0); `correct`: 1 / 0 / 2 (null, left out).
+    """
+    import numpy as np
+
+    judged = correct != 2
+    n = int(judged.sum())
+    if not n or tokens_cap <= 0:
+        return None
+    ok = (correct == 1) & (think >= 0)
+    credit = np.clip(1.0 - think[ok].astype(np.float64) / tokens_cap, 0.0, 1.0)
+    return float(credit.sum()) / n
+
+
+def overthinking_score(accuracy: float | None, tokens: float | None, all_tokens: Sequence[float]) -> float | None:
+    """LLMThinkBench's overthinking (efficiency) score: 2·Acc·TE / (Acc + TE), TE = 1 - (tok - min)/(max - min)."""
+    if accuracy is None:
+        return None
+    if tokens is None or len(all_tokens) < 2:
+        return accuracy
+    lo, hi = min(all_tokens), max(all_tokens)
+    te = 1.0 if hi == lo else 1.0 - (tokens - lo) / (hi - lo)
+    return 0.0 if accuracy + te == 0 else 2 * accuracy * te / (accuracy + te)
+
+
+def parse_aes_weights(text: str | None) -> tuple[float, float, float]:
+    """`--aes-weights a,b,c` -> (α, β, γ); None -> O1-Pruner's (1, 3, 5)."""
+    from er.errors import UsageError
+
+    if text is None:
+        return AES_ALPHA, AES_BETA, AES_GAMMA
+    try:
+        a, b, c = (float(x) for x in text.split(","))
+    except ValueError:
+        raise UsageError(f"--aes-weights must be three numbers a,b,c (α length, β accuracy gain, γ accuracy loss), "
+                         f"not {text!r}") from None
+    return a, b, c
 
 
 def headline(length_change: float | None, accuracy_delta: float | None) -> str | None:

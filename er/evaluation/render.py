@@ -9,12 +9,13 @@ from typing import Any
 _KEYS = ("run", "model", "dataset")
 _PERCENT = {"accuracy", "truncation_rate", "pm", "fm", "win_rate", "lc_win_rate", "lc_standard_error",
             "exact_match", "f1", "rouge1", "rouge2", "rougeL", "leval_score", "ew_f", "ew_precision", "ew_recall",
-            "within_band", "source_overlap"}
+            "within_band", "source_overlap", "oaa_auc"}
 _PERCENT_PREFIXES = ("pass@", "maj@", "accuracy_at_", "pm_", "fm_")
 _COLUMNS = {
     "reasoning": ("n", "problems", "accuracy", "pass@*", "maj@*", "mean_tokens", "median_tokens", "p90_tokens",
                   "mean_tokens_correct", "mean_tokens_incorrect", "truncation_rate", "tokens_per_correct",
-                  "accuracy_at_*", "null", "headline", "aes"),
+                  "mean_think_tokens", "mean_answer_tokens", "accuracy_at_*", "oaa_auc", "overthinking_score", "null",
+                  "headline", "aes"),
     "ruler": ("level", "n", "pm", "fm"),
     "lc_winrate": ("baseline", "n", "win_rate", "lc_win_rate", "lc_standard_error", "glm", "flagged"),
     "emotion": ("n", "ew_f", "ew_precision", "ew_recall"),
@@ -23,7 +24,8 @@ _COLUMNS = {
 }
 _HEADERS = {"mean_tokens": "mean tok", "median_tokens": "median tok", "p90_tokens": "p90 tok",
             "mean_tokens_correct": "tok ✓", "mean_tokens_incorrect": "tok ✗", "truncation_rate": "truncated",
-            "tokens_per_correct": "tok/correct", "headline": "vs baseline", "aes": "AES",
+            "tokens_per_correct": "tok/correct", "mean_think_tokens": "think tok",
+            "mean_answer_tokens": "answer tok", "oaa_auc": "AUC_OAA", "overthinking_score": "overthinking", "headline": "vs baseline", "aes": "AES",
             "lc_standard_error": "LC SE", "lc_win_rate": "LC win rate", "win_rate": "win rate"}
 
 

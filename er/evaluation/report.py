@@ -11,7 +11,8 @@ extensions ("stdin" for a pipe). With `--compare` over several files, each file 
 name) and the dataset no longer falls back to the file name. `--by FIELD` adds any record field
 (dotted paths like `sampling.temperature` reach into objects) to the key and to the report.
 
-Metric definitions, the pass@k estimator, budgets and AES: see `er.evaluation.metrics`.
+Metric definitions, the pass@k estimator, budgets, think/answer tokens, AUC_OAA, the overthinking score
+and AES: see `er.evaluation.metrics`.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class _Group:
         "missing_tokens",
         "problems",
         "singles",
+        "think",
         "timeouts",
         "tokens",
         "truncated",
@@ -146,6 +148,7 @@ class _Group:
 
     def __init__(self) -> None:
         self.tokens = array("q")
+        self.think = array("q")  # think_tokens, else completion_tokens (-1 = neither)
         self.verdicts = bytearray()
         self.truncated = 0
         self.problems: dict = {}  # problem id -> [n judged, c correct, votes?]
@@ -161,8 +164,12 @@ class ReasoningReport:
 
     def __init__(self, keys: Keys, budgets: Iterable[int] = (), ks: Iterable[int] | None = None,
                  maj: Iterable[int] | None = None, extract: str = "auto", verifier: str | None = None,
-                 recommended_n: int | None = None):
+                 recommended_n: int | None = None, auc_tokens: int | None = None):
         self.keys = keys
+        if auc_tokens is not None and auc_tokens < 1:
+            raise UsageError(f"--auc-tokens must be a positive token count, not {auc_tokens}")
+        self.auc_tokens = auc_tokens
+        self.max_cap = 0  # the largest sampling.max_tokens seen (the default AUC horizon)
         self.budgets = sorted({int(b) for b in budgets})
         if any(b < 0 for b in self.budgets):
             raise UsageError("--budgets must be non-negative token counts")
@@ -219,12 +226,24 @@ class ReasoningReport:
             raise ErError(f"field 'correct' should be true, false or null, got {type(c).__name__}")
         t = get("completion_tokens")
         if type(t) is int and t >= 0:
-            g.tokens.append(t)
+            pass
         elif t is None:
-            g.tokens.append(-1)
+            t = -1
             g.missing_tokens += 1
         else:
             raise ErError(f"field 'completion_tokens' should be a non-negative integer, got {t!r}")
+        th = get("think_tokens")
+        if th is None:
+            th = t
+        elif type(th) is not int or th < 0 or (t >= 0 and th > t):
+            raise ErError(f"field 'think_tokens' should be an integer in [0, completion_tokens], got {th!r}")
+        g.tokens.append(t)
+        g.think.append(th)
+        sampling = get("sampling")
+        if type(sampling) is dict:
+            cap = sampling.get("max_tokens")
+            if type(cap) is int and cap > self.max_cap:
+                self.max_cap = cap
         g.verdicts.append(v)
         if get("finish_reason") == "length":
             g.truncated += 1
@@ -271,18 +290,33 @@ class ReasoningReport:
             g.timeouts = (g.timeouts or 0) + n
 
     # ---- the reports -------------------------------------------------------------------------
+    def horizon(self) -> int:
+        """T of oaa_auc: --auc-tokens, else the largest sampling.max_tokens, else the longest completion (>= 1)."""
+        if self.auc_tokens is not None:
+            return self.auc_tokens
+        if self.max_cap:
+            return self.max_cap
+        return max([max(g.tokens, default=0) for g in self.groups.values()] + [1])
+
     def reports(self) -> list[dict]:
-        return [self._report(key, g) for key, g in self.groups.items() if len(g.verdicts)]
+        horizon = self.horizon()
+        out = [self._report(key, g, horizon) for key, g in self.groups.items() if len(g.verdicts)]
+        for members in comparison_sets(out, self.keys.by):
+            all_tokens = [r["mean_tokens"] for r in members if r.get("mean_tokens") is not None]
+            for r in members:
+                r["overthinking_score"] = M.overthinking_score(r.get("accuracy"), r.get("mean_tokens"), all_tokens)
+        return out
 
     def arrays(self):
-        """(key fields, tokens, verdicts) per group, as numpy arrays (for plots)."""
+        """(key fields, tokens, think tokens, verdicts) per group, as numpy arrays (for plots)."""
         import numpy as np
 
         for key, g in self.groups.items():
             yield (self.keys.fields(key), np.frombuffer(g.tokens, dtype=np.int64) if len(g.tokens) else
+                   np.zeros(0, np.int64), np.frombuffer(g.think, dtype=np.int64) if len(g.think) else
                    np.zeros(0, np.int64), np.frombuffer(bytes(g.verdicts), dtype=np.uint8))
 
-    def _report(self, key: tuple, g: _Group) -> dict:
+    def _report(self, key: tuple, g: _Group, horizon: int) -> dict:
         import numpy as np
 
         tokens = np.frombuffer(g.tokens, dtype=np.int64) if len(g.tokens) else np.zeros(0, np.int64)
@@ -333,6 +367,11 @@ class ReasoningReport:
         for b, acc in M.budget_accuracy(tokens, verdicts, self.budgets).items():
             rec[f"accuracy_at_{b}"] = acc
         rec["missing_tokens"] = g.missing_tokens
+        think = np.frombuffer(g.think, dtype=np.int64) if len(g.think) else np.zeros(0, np.int64)
+        rec["mean_think_tokens"] = M.length_summary(think[think >= 0])["mean"]
+        rec["mean_answer_tokens"] = M.length_summary((tokens - think)[known])["mean"]
+        rec["oaa_auc"] = M.oaa_auc(think, verdicts, horizon)
+        rec["auc_tokens"] = horizon
         if self.recommended_n is not None:
             rec["recommended_n"] = self.recommended_n
         return rec
@@ -361,19 +400,26 @@ def _version(dist: str) -> str:
 
 
 # ---- comparison ----------------------------------------------------------------------------------
-def compare(reports: list[dict], keys: Keys, baseline: str | None = None) -> list[dict]:
+def comparison_sets(reports: list[dict], by: Iterable[str]) -> list[list[dict]]:
+    """Reports that are compared with each other: the same metric, dataset and --by fields, in input order."""
+    sets: dict[tuple, list[dict]] = {}
+    for r in reports:
+        sets.setdefault((r.get("metric"), r["dataset"]) + tuple(_hashable(r.get(b)) for b in by), []).append(r)
+    return list(sets.values())
+
+
+def compare(reports: list[dict], keys: Keys, baseline: str | None = None,
+            aes_weights: tuple[float, float, float] | None = None) -> list[dict]:
     """Add `baseline`, `length_change`, `accuracy_delta`, `aes`, `headline` to each report.
 
     Reports are compared within the same (dataset, --by fields); the baseline of each such set is the
     report whose `run` or `model` equals `--baseline` (a file path matches its run name), else the
-    first report of the set.
+    first report of the set. `aes_weights` = (α, β, γ) of AES (default O1-Pruner's 1, 3, 5).
     """
-    sets: dict[tuple, list[dict]] = {}
-    for r in reports:
-        sets.setdefault((r.get("metric"), r["dataset"]) + tuple(_hashable(r.get(b)) for b in keys.by), []).append(r)
+    alpha, beta, gamma = aes_weights or (M.AES_ALPHA, M.AES_BETA, M.AES_GAMMA)
     wanted = None if baseline is None else {baseline, file_label(baseline)}
     matched = False
-    for members in sets.values():
+    for members in comparison_sets(reports, keys.by):
         base = members[0]
         if wanted is not None:
             hits = [r for r in members if r.get("run") in wanted or r.get("model") in wanted]
@@ -387,7 +433,7 @@ def compare(reports: list[dict], keys: Keys, baseline: str | None = None) -> lis
             r["baseline"] = label
             r["length_change"] = M.relative_change(length, base_length)
             r["accuracy_delta"] = None if acc is None or base_acc is None else acc - base_acc
-            r["aes"] = M.aes(length, acc, base_length, base_acc)
+            r["aes"] = M.aes(length, acc, base_length, base_acc, alpha, beta, gamma)
             r["headline"] = M.headline(r["length_change"], r["accuracy_delta"])
     if wanted is not None and not matched and reports:
         names = sorted({r.get("run") or r["model"] for r in reports})

@@ -40,6 +40,8 @@ class EvalOptions:
     emotion_level: str = "level1"
     span: str = "all"
     band: float = 0.2
+    auc_tokens: int | None = None
+    aes_weights: tuple[float, float, float] | None = None
 
 
 def parse_ints(values: list[str] | None, flag: str) -> list[int]:
@@ -60,7 +62,7 @@ class Evaluation:
         self.o = options
         if options.metric not in METRICS:
             raise UsageError(f"--metric must be one of {', '.join(METRICS)}, not {options.metric!r}")
-        if options.baseline is not None and not options.compare:
+        if (options.baseline is not None or options.aes_weights is not None) and not options.compare:
             options.compare = True
         self.preset = None
         self.long_preset = None
@@ -94,7 +96,8 @@ class Evaluation:
                 self.scorer = Scorer(list(options.rewards), workers=options.workers, timeout=options.timeout)
             self.report = klass(self.keys, budgets=options.budgets, ks=options.ks, maj=options.maj, extract=extract,
                                 verifier=", ".join(options.rewards) or None,
-                                recommended_n=self.preset.recommended_n if self.preset else None)
+                                recommended_n=self.preset.recommended_n if self.preset else None,
+                                auc_tokens=options.auc_tokens)
         else:
             if options.rewards or options.maj or options.ks or options.budgets:
                 raise UsageError(f"--reward, --k, --maj and --budgets belong to --metric reasoning, not {options.metric}")
@@ -163,7 +166,7 @@ class Evaluation:
             if low:
                 stream.note(f"report(s) below {self.preset.name}'s recommended n={self.preset.recommended_n}", len(low))
         if self.o.compare:
-            reports = compare(reports, self.keys, self.o.baseline)
+            reports = compare(reports, self.keys, self.o.baseline, self.o.aes_weights)
         return reports
 
     def plot(self, path: str, reports: list[dict]) -> None:
@@ -171,7 +174,7 @@ class Evaluation:
             raise UsageError("--plot draws accuracy/length plots: it needs --metric reasoning")
         from er.evaluation.plot import write_plot
 
-        write_plot(path, reports, self.report.arrays(), self.o.budgets or None, self.keys.by)
+        write_plot(path, reports, self.report.arrays(), self.report.horizon(), self.keys.by)
 
 
 def summary(stream: RecordStream, evaluated: int, n_reports: int) -> str:

@@ -9,8 +9,6 @@ may be a local .json/.jsonl/.parquet file; a preset name alone means that preset
 from __future__ import annotations
 
 import os
-import sys
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -107,24 +105,6 @@ def dataset_rows(name: str, split: str | None, preset_name: str | None, stream) 
         yield source, i + 1, record
 
 
-class Progress:
-    """tqdm on stderr (only when it is a TTY): prompts done and completion tokens/s."""
-
-    def __init__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(unit="prompt", file=sys.stderr, dynamic_ncols=True)
-        self.tokens = 0
-        self.t0 = time.time()
-
-    def update(self, n: int) -> None:
-        self.bar.update(n)
-        self.bar.set_postfix_str(f"{self.tokens / max(time.time() - self.t0, 1e-9):.0f} tok/s", refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions, watch: str | None = None,
            loop: bool = False, limit: int | None = None, shard=None, dataset: str | None = None,
            split: str | None = None, preset: str | None = None, progress: bool = False, rows=None) -> None:
@@ -194,10 +174,11 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
     if loop:
         rows = iter_epochs(list(rows), opt.seed, loop=True)
     chunk = eng.chunk or (256 if kind == "vllm" else max(1, (4 * eng.batch_size) // opt.n))
-    bar = Progress() if progress else None
+    from er.progress import Progress
+
+    bar = Progress(unit="prompt", desc="er sample", on=progress)
     try:
         run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         sampler.policy.backend.close()

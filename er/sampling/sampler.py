@@ -10,8 +10,8 @@ sees a new checkpoint (er.sampling.policy).
 Per sample: `group_id` (the prompt's `id`; `id#k` for its k-th repeat, e.g. later epochs of
 `--loop`), `sample_idx`, `group_size`, `completion` (decoded with special tokens kept, e.g.
 `</think>`, minus the final stop token), `completion_tokens` (generated ids, the stop token
-included), `prompt_tokens` (prefill included), `finish_reason`, `policy {model, step}`, `sampling
-{temperature, top_p, max_tokens, seed, ...}`; with logprobs `token_ids` and `logprobs`.
+included), `think_tokens` (er.sampling.think), `prompt_tokens` (prefill included), `finish_reason`,
+`policy {model, step}`, `sampling {temperature, top_p, max_tokens, seed, ...}`; with logprobs `token_ids` and `logprobs`.
 
 Seeds: prompt number i of the stream (0, 1, ... over all epochs) gets the base seed
 blake2b(f"{seed}:{i}") mod 2^30 and its sample k uses base + k (vLLM's child-seed rule), so what a
@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator
 from er.errors import ErError, UsageError
 from er.sampling.base import Request, SamplingConfig, StopScale
 from er.sampling.interventions import Interventions
+from er.sampling.think import think_tokens
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
@@ -101,8 +102,9 @@ class Sampler:
         iv = options.interventions
         self.eos_ids = self._eos_ids()
         self.stop_scale = None
+        self.think_ids = tokenizer.encode(iv.think_end, add_special_tokens=False) if iv.think_end else []
         if iv.stop_scale is not None and iv.stop_scale != 1.0:
-            ids = tokenizer.encode(iv.think_end, add_special_tokens=False) if iv.think_end else []
+            ids = self.think_ids
             if len(ids) == 1:
                 self.stop_scale = (ids[0], math.log(iv.stop_scale), ids[0])
             else:
@@ -117,6 +119,9 @@ class Sampler:
                 enc = tokenizer.encode(t, add_special_tokens=False)
                 if len(enc) == 1:
                     self.mlt_stop_ids.append(enc[0])
+
+    def _decode(self, ids) -> str:
+        return self.tok.decode(ids, skip_special_tokens=False)
 
     def _eos_ids(self) -> list[int]:
         ids = set()
@@ -275,6 +280,8 @@ class Sampler:
                     "group_id": p.group_id, "sample_idx": sub.start + k, "group_size": n, "completion": text,
                     "completion_tokens": len(ids), "prompt_tokens": len(req.prompt_ids),
                     "finish_reason": c.finish_reason, "policy": dict(policy), "sampling": dict(sampling),
+                    "think_tokens": think_tokens(ids, self.opt.interventions.think_end, self.think_ids,
+                                                 self._decode, prefill),
                     # the exact context the completion was drawn from (template, system turn, intervention
                     # text and prefill included), so `er update` trains on that context and no other
                     "prompt_token_ids": list(req.prompt_ids),
@@ -327,8 +334,7 @@ def run_stream(sampler: Sampler, rows: Iterable[tuple], stream, *, chunk_prompts
             stream.write_many(group)
             stream.end_group()
             if progress is not None:
-                progress.update(1)
-                progress.tokens += sum(r["completion_tokens"] for r in group)
+                progress.update(1, tokens=sum(r["completion_tokens"] for r in group))
         chunk.clear()
 
     for row in rows:

@@ -56,6 +56,9 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
                 log(f"er update: note: {ckpt.old_layout_hint(trainer.resumed_from)}")
         else:
             log(f"er update: --resume: no checkpoint in {out_dir}; starting from {model}")
+    from er.progress import Progress, wanted
+
+    bar = Progress(unit="step", desc="er update", on=rank == 0 and wanted(stream.quiet))
     steps = 0
     saved_step = None  # on every rank: save() returns the path on rank 0 only
     reader = None
@@ -85,6 +88,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
             raise ErError(f"rank 0 stopped: {batch}")
         metrics = trainer.run_step(batch)
         steps += 1
+        bar.update(1, tokens=metrics.get("tokens") or 0, step=trainer.step, loss=metrics.get("loss"))
         if cfg.save_every and trainer.step % cfg.save_every == 0:
             metrics["checkpoint"] = trainer.save()
             saved_step = trainer.step
@@ -92,6 +96,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
             stream.note("rows trained on", batch.rows)
             stream.write(metrics)
             stream.writer.flush()  # one record per step, seconds apart: a watcher sees each at once
+    bar.close()
     if steps and saved_step != trainer.step:
         path = trainer.save()
         if rank == 0:

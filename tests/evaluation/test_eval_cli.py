@@ -133,7 +133,25 @@ def test_plot_is_a_png_of_the_expected_size(tmp_path):
     run_er("eval", "--plot", str(png), "--budgets", "100,200,400", input=jsonl(rows_two_problems()), check=True)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    assert struct.unpack(">II", data[16:24]) == (1500, 450)
+    assert struct.unpack(">II", data[16:24]) == (1650, 560)
+
+
+def test_plot_format_follows_the_extension_and_the_legend_holds_short_names_and_each_auc(tmp_path):
+    rows = rows_two_problems("/runs/a/ckpt/step-20") + rows_two_problems("/models/base-1.5B")[:6]
+    svg = tmp_path / "plot.svg"
+    reports = parse_jsonl(run_er("eval", "--plot", str(svg), input=jsonl(rows), check=True).stdout)
+    text = svg.read_text()
+    assert text.startswith("<?xml") and "<svg" in text
+    assert "ckpt/step-20 vs base-1.5B on stdin (n = 8 / 6 rows)" in text   # the title
+    assert "/runs/a" not in text and "/models" not in text                    # short names only
+    for r in reports:
+        assert f"(AUC {r['oaa_auc']:.3f})" in text
+    assert "% of the series&#39; rows" in text or "% of the series' rows" in text  # 8 vs 6 rows: shares
+    pdf = tmp_path / "plot.pdf"
+    run_er("eval", "--plot", str(pdf), input=jsonl(rows), check=True)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    bad = run_er("eval", "--plot", str(tmp_path / "plot.jpg"), input=jsonl(rows))
+    assert bad.returncode == 2 and b".png, .svg or .pdf" in bad.stderr and bad.stdout == b""
 
 
 def test_empty_input_gives_an_empty_report_and_exit_0():
@@ -180,3 +198,62 @@ def test_reports_stream_in_memory_without_keeping_records():
         report.add("x.jsonl", r)
     group = next(iter(report.groups.values()))
     assert len(group.tokens) == 8 and group.tokens.itemsize == 8 and len(group.problems) == 2
+
+
+def think_rows(**sampling):
+    # (correct, completion_tokens, think_tokens or absent)
+    spec = [(True, 100, 60), (True, 50, None), (False, 200, 150), (None, 30, 10), (True, 400, 300)]
+    rows = []
+    for i, (c, t, th) in enumerate(spec):
+        extra = {} if th is None else {"think_tokens": th}
+        r = scored(f"q{i}", 0, 1, c, t, **extra)
+        if sampling:
+            r["sampling"] = dict(r["sampling"], **sampling)
+        else:
+            del r["sampling"]
+        rows.append(r)
+    return rows
+
+
+def test_think_answer_tokens_and_oaa_auc_against_hand_computed_values():
+    [r] = parse_jsonl(run_er("eval", "--auc-tokens", "256", input=jsonl(think_rows()), check=True).stdout)
+    assert r["mean_think_tokens"] == pytest.approx((60 + 50 + 150 + 10 + 300) / 5)  # no think_tokens: all think
+    assert r["mean_answer_tokens"] == pytest.approx((40 + 0 + 50 + 20 + 100) / 5)
+    assert r["auc_tokens"] == 256
+    assert r["oaa_auc"] == pytest.approx((196 / 256 + 206 / 256 + 0) / 4)  # 4 judged rows
+    assert errors(r, "report") == []
+    # default horizon: the sampling cap ...
+    [r] = parse_jsonl(run_er("eval", input=jsonl(think_rows(max_tokens=512)), check=True).stdout)
+    assert r["auc_tokens"] == 512 and r["oaa_auc"] == pytest.approx((452 + 462 + 212) / 512 / 4)
+    # ... else the longest completion
+    [r] = parse_jsonl(run_er("eval", input=jsonl(think_rows()), check=True).stdout)
+    assert r["auc_tokens"] == 400 and r["oaa_auc"] == pytest.approx((340 + 350 + 100) / 400 / 4)
+
+
+def test_think_tokens_above_completion_tokens_is_bad_data_with_its_line():
+    rows = think_rows()
+    rows[2]["think_tokens"] = 999
+    proc = run_er("eval", input=jsonl(rows))
+    assert proc.returncode == 1 and b":3:" in proc.stderr and b"think_tokens" in proc.stderr
+
+
+def test_overthinking_score_normalises_tokens_over_the_reports_of_a_dataset():
+    rows = ([scored(f"q{i}", 0, 1, i < 1, 100, model="a") for i in range(2)] +    # acc 0.5, 100 tok
+            [scored(f"q{i}", 0, 1, True, 200, model="c") for i in range(2)] +     # acc 1.0, 200 tok
+            [scored(f"q{i}", 0, 1, i < 1, 300, model="b") for i in range(2)])     # acc 0.5, 300 tok
+    a, c, b = parse_jsonl(run_er("eval", input=jsonl(rows), check=True).stdout)
+    assert a["overthinking_score"] == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert c["overthinking_score"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert b["overthinking_score"] == 0.0
+    [alone] = parse_jsonl(run_er("eval", input=jsonl(rows[:2]), check=True).stdout)
+    assert alone["overthinking_score"] == 0.5
+
+
+def test_aes_weights_flag_sets_alpha_beta_gamma_and_implies_compare(tmp_path):
+    (tmp_path / "base.jsonl").write_bytes(jsonl([scored(f"q{i}", 0, 1, i < 5, 1000) for i in range(10)]))
+    (tmp_path / "short.jsonl").write_bytes(jsonl([scored(f"q{i}", 0, 1, i < 6, 500) for i in range(10)]))
+    b, s = parse_jsonl(run_er("eval", str(tmp_path / "base.jsonl"), str(tmp_path / "short.jsonl"),
+                              "--aes-weights", "2,1,1", check=True).stdout)
+    assert s["baseline"] == "base" and s["aes"] == pytest.approx(2 * 0.5 + 1 * 0.2)
+    bad = run_er("eval", str(tmp_path / "base.jsonl"), "--aes-weights", "1,x,2")
+    assert bad.returncode == 2 and b"--aes-weights" in bad.stderr

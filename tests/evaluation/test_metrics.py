@@ -78,3 +78,31 @@ def test_default_ks_are_powers_of_two_and_n():
     assert M.default_ks(5) == [1, 2, 4, 5]
     assert M.default_ks(1) == [1]
     assert M.default_ks(0) == []
+
+
+def test_oaa_auc_is_the_mean_of_correct_times_the_unused_share_of_the_horizon():
+    # think 60 ✓, 50 ✓, 150 ✗, 10 null (left out), 300 ✓ (past T: 0), unknown ✓ (counts 0); T = 256
+    think = np.array([60, 50, 150, 10, 300, -1])
+    correct = np.array([1, 1, 0, 2, 1, 1], dtype=np.uint8)
+    assert M.oaa_auc(think, correct, 256) == pytest.approx((196 / 256 + 206 / 256) / 5)
+    assert M.oaa_auc(think, np.full(6, 2, np.uint8), 256) is None
+
+
+def test_overthinking_score_is_llmthinkbench_harmonic_mean_of_accuracy_and_min_max_token_efficiency():
+    tokens = [100, 300, 200]
+    assert M.overthinking_score(0.5, 100, tokens) == pytest.approx(2 * 0.5 * 1 / 1.5)  # TE = 1
+    assert M.overthinking_score(0.8, 300, tokens) == 0.0                               # TE = 0
+    assert M.overthinking_score(1.0, 200, tokens) == pytest.approx(2 * 1.0 * 0.5 / 1.5)  # TE = 0.5
+    assert M.overthinking_score(0.7, 100, [100]) == 0.7  # alone: the accuracy (as the released code)
+    assert M.overthinking_score(0.5, 100, [100, 100]) == pytest.approx(2 * 0.5 / 1.5)  # min = max: TE = 1
+    assert M.overthinking_score(0.0, 300, tokens) == 0.0
+    assert M.overthinking_score(None, 300, tokens) is None
+
+
+def test_aes_weights_are_configurable():
+    assert M.parse_aes_weights(None) == (1.0, 3.0, 5.0)
+    a, b, c = M.parse_aes_weights("2,1,0.5")
+    assert M.aes(500, 0.55, 1000, 0.50, a, b, c) == pytest.approx(2 * 0.5 + 1 * 0.1)
+    assert M.aes(600, 0.45, 1000, 0.50, a, b, c) == pytest.approx(2 * 0.4 - 0.5 * 0.1)
+    with pytest.raises(Exception, match="three numbers"):
+        M.parse_aes_weights("1,2")

@@ -132,3 +132,24 @@ def test_greedy_is_deterministic_and_matches_argmax(er_sample, tiny_model, token
         with torch.inference_mode():
             assert hf_model(input_ids=torch.tensor([ids])).logits[0, -1].argmax().item() == t
         ids = ids + [t]
+
+
+def test_think_tokens_count_the_completion_through_the_think_end_marker(er_sample, tiny_model, tokenizer):
+    # the tiny model writes random text; "a" as the marker occurs in some completions and not in others
+    r = er_sample("-m", tiny_model, "-n", "4", "--max-tokens", "12", "--logprobs", "--think-end", "a", *BASE,
+                  prompts=PROMPTS)
+    assert r.code == 0, r.err
+    seen = set()
+    for x in r.records:
+        assert errors(x, "sample") == []
+        ids = x["token_ids"]
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+        if "a" not in text:
+            assert x["think_tokens"] is None
+            seen.add("none")
+            continue
+        k = x["think_tokens"]
+        assert "a" in tokenizer.decode(ids[:k], skip_special_tokens=False)
+        assert "a" not in tokenizer.decode(ids[:k - 1], skip_special_tokens=False)
+        seen.add("some")
+    assert seen == {"none", "some"}
