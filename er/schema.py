@@ -74,6 +74,22 @@ def check_required(record: dict, fields: dict[str, str | tuple[str, ...]]) -> No
             raise ErError(f"field {name!r} should be {' or '.join(allowed)}, got {type(value).__name__}")
 
 
+@functools.cache
+def later_stage_fields(kind: str) -> frozenset[str]:
+    """Fields a stage after `kind` owns (`rewards`, `reward`, `correct`, `advantage`, `estimator` after
+    `sample`): derived from the schemas, as what `advantaged` declares and `kind` does not. A stage
+    that starts new records from old ones (`er sample` from prompts) leaves these out, so a verdict
+    or reward carried by a prompt never passes for one about the new completion."""
+    return frozenset(load_schema("advantaged").get("properties", {})) - frozenset(load_schema(kind).get("properties", {}))
+
+
+def check_correct(record: dict) -> None:
+    """A `correct` carried by a record must be true, false or null (a string "false" is not false)."""
+    value = record.get("correct")
+    if value is not None and type(value) is not bool:
+        raise ErError(f"field 'correct' should be true, false or null, got {type(value).__name__} {value!r}")
+
+
 _ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool_"}
 
 

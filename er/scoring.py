@@ -2,6 +2,12 @@
 
 Per row the scorer adds `rewards` ({key: value or null}), `reward` (the combination) and `correct`.
 
+`correct` (one rule, `er score --help`): when a verifier reward is named in the run (`math`, which
+checks with math-verify, or a reward that judges answers itself such as `tail`), `correct` is always
+recomputed, whatever the row carried (a rescored file never keeps an old verdict). Otherwise a
+`correct` already on the row is used as it is and must be true, false or null: anything else (the
+string "false", 0/1) is a data error at that line; a row without one is verified when a reward needs it.
+
 Combination (`--combine`):
 - `sum`: R = sum_k w_k r_k (weights default 1);
 - `product`: R = prod_k r_k^{w_k} — the CaRL rule (arXiv 2504.17838): a progress term multiplied
@@ -26,10 +32,10 @@ from typing import Any, Iterable, Iterator
 from er.errors import ErError, UsageError
 from er.groups import reject_group
 from er.io import RecordStream, Row
-from er.params import bind_params, parse_spec
+from er.params import bind_params, check_timeout, parse_spec
 from er.rewards import REWARDS
 from er.rewards.base import finite_or_none
-from er.schema import check_required
+from er.schema import check_correct, check_required
 
 
 def build_reward(spec: str) -> tuple[str, Any, float]:
@@ -46,6 +52,7 @@ def build_reward(spec: str) -> tuple[str, Any, float]:
 
 class Scorer:
     def __init__(self, specs: list[str], combine: str = "sum", workers: int = 0, timeout: float = 10.0):
+        check_timeout(timeout)
         if not specs:
             raise UsageError("give at least one --reward (see `er score --list`)")
         if combine not in ("sum", "product"):
@@ -70,6 +77,9 @@ class Scorer:
         self.judge = judges[0] if judges else None
         self.needs_correct = self.judge is None and any(getattr(r, "needs_correct", False)
                                                         for _, r, _ in self.rewards)
+        # a verifier in the run recomputes `correct` on every row (see the module docstring)
+        self.recompute_correct = self.judge is not None or any(getattr(r, "verifies_correct", False)
+                                                               for _, r, _ in self.rewards)
         self.whole_groups = any(getattr(r, "level", "row") != "row" for _, r, _ in self.rewards)
         sizes = {r.batch_groups for _, r, _ in self.rewards if getattr(r, "level", "row") == "batch"}
         if len(sizes) > 1:
@@ -93,6 +103,10 @@ class Scorer:
         for row in group:
             try:
                 check_required(row[2], self.fields)
+                if self.recompute_correct:
+                    row[2].pop("correct", None)
+                else:
+                    check_correct(row[2])
                 if self.needs_correct and "correct" not in row[2]:
                     if row[2].get("answer") is None:
                         raise ErError("missing field 'answer' (needed to verify correctness; "

@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 from er.errors import ErError, UsageError
 from er.sampling.base import Request, SamplingConfig, StopScale
 from er.sampling.interventions import Interventions
+from er.schema import later_stage_fields
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
@@ -243,6 +244,9 @@ class Sampler:
         policy = {"model": self.policy.model, "step": self.policy.step}
         n = self.opt.n
         infos = p.infos or [None] * len(reqs)
+        # a prompt's `correct`/`reward`/`advantage` say nothing about these new completions
+        owned = later_stage_fields("sample")
+        record = {k: v for k, v in record.items() if k not in owned}
         for sub, req, comps, prefill, info in zip(p.subgroups, reqs, results, p.texts, infos):
             sampling = {"temperature": self.opt.temperature, "top_p": self.opt.top_p, "max_tokens": req.max_tokens,
                         "seed": self.opt.seed}
