@@ -75,12 +75,13 @@ def check_required(record: dict, fields: dict[str, str | tuple[str, ...]]) -> No
 
 
 @functools.cache
-def later_stage_fields(kind: str) -> frozenset[str]:
-    """Fields a stage after `kind` owns (`rewards`, `reward`, `correct`, `advantage`, `estimator` after
-    `sample`): derived from the schemas, as what `advantaged` declares and `kind` does not. A stage
-    that starts new records from old ones (`er sample` from prompts) leaves these out, so a verdict
-    or reward carried by a prompt never passes for one about the new completion."""
-    return frozenset(load_schema("advantaged").get("properties", {})) - frozenset(load_schema(kind).get("properties", {}))
+def fields_added(before: str, after: str) -> frozenset[str]:
+    """Fields the stages from kind `before` to kind `after` add, from the schemas: `("sample",
+    "advantaged")` is `rewards`, `reward`, `correct`, `advantage`, `estimator`. `er sample` leaves
+    those out of what it copies from a prompt, so a verdict or reward carried by a prompt never
+    passes for one about the new completion; `er validate --kind prompt --for score:...` does not
+    ask a prompt for what `er sample` will add."""
+    return frozenset(load_schema(after).get("properties", {})) - frozenset(load_schema(before).get("properties", {}))
 
 
 def check_correct(record: dict) -> None:

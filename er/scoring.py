@@ -98,21 +98,29 @@ class Scorer:
             r.use_state(path)
 
     # ---- stages --------------------------------------------------------------------------------
+    def check_row(self, record: dict, added: frozenset[str] = frozenset()) -> None:
+        """The checks this run makes on a row before scoring it (ErError naming the problem).
+
+        `added`: fields an earlier stage will still add (`er validate --kind prompt --for score:...`
+        checks a prompt for what scoring it later needs, e.g. `answer`). Pops a carried `correct`
+        when the run recomputes it."""
+        check_required(record, {k: v for k, v in self.fields.items() if k not in added})
+        if self.recompute_correct:
+            record.pop("correct", None)
+        else:
+            check_correct(record)
+        if self.needs_correct and "correct" not in record:
+            if record.get("answer") is None:
+                raise ErError("missing field 'answer' (needed to verify correctness; "
+                              "or score with a reward that sets 'correct' first)")
+            if not isinstance(record["answer"], (str, int, float)) or isinstance(record["answer"], bool):
+                raise ErError(f"field 'answer' should be a string or number, got {type(record['answer']).__name__}")
+
     def _valid(self, group: list[Row], stream: RecordStream) -> list[Row]:
         good = []
         for row in group:
             try:
-                check_required(row[2], self.fields)
-                if self.recompute_correct:
-                    row[2].pop("correct", None)
-                else:
-                    check_correct(row[2])
-                if self.needs_correct and "correct" not in row[2]:
-                    if row[2].get("answer") is None:
-                        raise ErError("missing field 'answer' (needed to verify correctness; "
-                                      "or score with a reward that sets 'correct' first)")
-                    if not isinstance(row[2]["answer"], (str, int, float)) or isinstance(row[2]["answer"], bool):
-                        raise ErError(f"field 'answer' should be a string or number, got {type(row[2]['answer']).__name__}")
+                self.check_row(row[2])
                 good.append(row)
             except ErError as exc:
                 stream.reject_error(row, exc)

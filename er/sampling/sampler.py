@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 from er.errors import ErError, UsageError
 from er.sampling.base import Request, SamplingConfig, StopScale
 from er.sampling.interventions import Interventions
-from er.schema import later_stage_fields
+from er.schema import fields_added
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
@@ -245,7 +245,7 @@ class Sampler:
         n = self.opt.n
         infos = p.infos or [None] * len(reqs)
         # a prompt's `correct`/`reward`/`advantage` say nothing about these new completions
-        owned = later_stage_fields("sample")
+        owned = fields_added("sample", "advantaged")
         record = {k: v for k, v in record.items() if k not in owned}
         for sub, req, comps, prefill, info in zip(p.subgroups, reqs, results, p.texts, infos):
             sampling = {"temperature": self.opt.temperature, "top_p": self.opt.top_p, "max_tokens": req.max_tokens,
