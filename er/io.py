@@ -198,6 +198,7 @@ class RecordStream:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         quiet: bool = False,
         arrow_schema: Any = None,
+        arrow_nested: dict | None = None,
     ):
         if fmt not in ("jsonl", "arrow"):
             raise UsageError(f"--format must be jsonl or arrow, not {fmt!r}")
@@ -216,7 +217,7 @@ class RecordStream:
             _check_rejects_target(rejects, self.inputs, output)
         self._rejects_path = rejects
         self._rejects: OutputFile | None = None
-        self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema)
+        self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema, arrow_nested=arrow_nested)
         self.eager_flush = any(p == "-" or not os.path.isfile(p) for p in self.inputs)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -396,7 +397,8 @@ class RecordStream:
 class RecordWriter:
     """JSONL or Arrow IPC stream to stdout or to a file renamed into place on success."""
 
-    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None):
+    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None,
+                 arrow_nested: dict | None = None):
         self.fmt = fmt
         self.output = None if output in (None, "-") else output
         self._target: OutputFile | None = None
@@ -409,6 +411,7 @@ class RecordWriter:
         self._buffered = 0
         self._rows: list[dict] = []
         self._arrow_schema = arrow_schema
+        self._arrow_nested = arrow_nested or {}  # declared types of nested fields ("policy.step")
         self._arrow_writer = None
         self._arrow_rows = 0
         self.batch_rows = ARROW_FIRST_ROWS  # then sized by bytes (see _write_arrow_batch)
@@ -469,10 +472,14 @@ class RecordWriter:
         from er import arrow_rows
 
         if self._arrow_writer is None:
-            inferred = arrow_rows.infer_schema(rows)
+            try:
+                inferred = arrow_rows.infer_schema(rows)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise ErError(f"arrow output: {exc}; give the field one type or use --format jsonl") from None
             if self._arrow_schema is not None:  # known fields take their declared types
                 inferred = pa.schema([self._arrow_schema.field(f.name) if f.name in self._arrow_schema.names else f
                                       for f in inferred])
+                inferred = arrow_rows.with_declared_children(inferred, self._arrow_nested)
             self._schema = inferred
             self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
         names = set(self._schema.names)
@@ -486,7 +493,9 @@ class RecordWriter:
             scalars_from_buffers = self._arrow_rows < arrow_rows.SCALAR_BUFFER_ROWS and "pandas" not in sys.modules
             batch = arrow_rows.record_batch(rows, self._schema, scalars_from_buffers)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ErError(f"arrow output: a record does not fit the stream's schema: {exc}") from None
+            raise ErError(f"arrow output: a record does not fit the stream's schema (typed by its first "
+                          f"{self._arrow_rows or len(rows)} rows; an Arrow stream cannot change it): {exc}; "
+                          "give the field one type or use --format jsonl") from None
         self._arrow_writer.write_batch(batch)
         self._arrow_rows += batch.num_rows
         bytes_per_row = max(1, batch.nbytes // max(1, batch.num_rows))

@@ -94,18 +94,39 @@ def check_correct(record: dict) -> None:
 _ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool_"}
 
 
+def _arrow_type(prop: dict):
+    """The Arrow type of a scalar (or list of numbers) JSON Schema property; None for anything else."""
+    import pyarrow as pa
+
+    t = prop.get("type")
+    types = [t] if isinstance(t, str) else list(t or [])
+    scalar = [x for x in types if x != "null"]
+    if len(scalar) == 1 and scalar[0] in _ARROW_TYPES:
+        return getattr(pa, _ARROW_TYPES[scalar[0]])()
+    if scalar == ["array"] and prop.get("items", {}).get("type") in ("integer", "number"):
+        return pa.list_(getattr(pa, _ARROW_TYPES[prop["items"]["type"]])())
+    return None
+
+
 def arrow_schema(kind: str):
     """Arrow types for the scalar fields the schema declares (nested fields are left to inference)."""
     import pyarrow as pa
 
     fields = []
     for name, prop in load_schema(kind).get("properties", {}).items():
-        t = prop.get("type")
-        types = [t] if isinstance(t, str) else list(t or [])
-        scalar = [x for x in types if x != "null"]
-        if len(scalar) == 1 and scalar[0] in _ARROW_TYPES:
-            fields.append(pa.field(name, getattr(pa, _ARROW_TYPES[scalar[0]])()))
-        elif scalar == ["array"] and prop.get("items", {}).get("type") in ("integer", "number"):
-            inner = _ARROW_TYPES[prop["items"]["type"]]
-            fields.append(pa.field(name, pa.list_(getattr(pa, inner)())))
+        type_ = _arrow_type(prop)
+        if type_ is not None:
+            fields.append(pa.field(name, type_))
     return pa.schema(fields)
+
+
+def arrow_nested_types(kind: str) -> dict[str, Any]:
+    """Declared Arrow types of the scalar fields inside objects, by dotted path (`policy.step`: int64):
+    they type a nested field that is null in an Arrow stream's first batch, where inference cannot."""
+    out = {}
+    for name, prop in load_schema(kind).get("properties", {}).items():
+        for child, child_prop in (prop.get("properties") or {}).items():
+            type_ = _arrow_type(child_prop)
+            if type_ is not None:
+                out[f"{name}.{child}"] = type_
+    return out

@@ -198,8 +198,11 @@ class Scorer:
             try:
                 values = batch_values[key] if batch_values and key in batch_values else reward(records)
             except ErError as exc:
-                reject_group(stream, group, exc)
-                return []
+                # a stateful reward (hapo) is not probed row by row: that would update its state twice
+                if getattr(reward, "level", "row") != "row" or len(group) == 1 or hasattr(reward, "use_state"):
+                    reject_group(stream, group, exc)
+                    return []
+                return self._without_bad_rows(reward, group, stream, batch_values)
             if len(values) != len(records):
                 raise RuntimeError(f"reward {key} returned {len(values)} values for {len(records)} rows")
             columns.append([finite_or_none(v) for v in values])
@@ -211,6 +214,24 @@ class Scorer:
                 stream.note("null reward")
             record.setdefault("correct", None)
         return group
+
+    def _without_bad_rows(self, reward: Any, group: list[Row], stream: RecordStream,
+                          batch_values: dict | None) -> list[Row]:
+        """A row-level reward refused a group: reject each row it refuses at that row's own line
+        (not the group's first), then score the rest, as `_valid` does with rows it refuses."""
+        good = []
+        for row in group:
+            try:
+                reward([row[2]])
+                good.append(row)
+            except ErError as exc:
+                stream.reject_error(row, exc)
+        if self.whole_groups:
+            if good:
+                reject_group(stream, good, ErError(f"group {group[0][2].get('group_id')!r} is incomplete after "
+                                                   "rejected rows (a group-level reward needs every row)"))
+            return []
+        return self._reward(good, stream, batch_values) if good else []
 
     def _combine(self, values: list[float | None]) -> float | None:
         if None in values:

@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from er.errors import ErError, UsageError
+from er.errors import ErError, OutputError, UsageError
 from er.evaluation import METRICS
 from er.evaluation.report import Keys, compare
 from er.io import RecordStream
@@ -188,8 +188,18 @@ class Evaluation:
         if self.o.metric != "reasoning":
             raise UsageError("--plot draws accuracy/length plots: it needs --metric reasoning")
         from er.evaluation.plot import write_plot
+        from er.io import OutputFile
 
-        write_plot(path, reports, self.report.arrays(), self.o.budgets or None, self.keys.by)
+        target = OutputFile(path, "--plot")  # written like -o: a temp file renamed on success
+        try:
+            write_plot(target.file, reports, self.report.arrays(), self.o.budgets or None, self.keys.by)
+        except OSError as exc:
+            target.discard()
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
+        except BaseException:
+            target.discard()
+            raise
+        target.commit()
 
 
 _ANSWER_FORMATS = {"number": "a number", "choice": "a letter A-D"}
