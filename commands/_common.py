@@ -21,13 +21,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr
 def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=False, kind: str | None = None,
            progress: bool = False) -> RecordStream:
     """The command's RecordStream; `progress`: count the rows read on stderr when it is a terminal (er.progress)."""
-    arrow_schema = None
+    arrow_schema = arrow_nested = None
     if fmt == "arrow" and kind:
-        from er.schema import arrow_schema as schema_for
+        from er.schema import arrow_nested_types, arrow_schema as schema_for
 
-        arrow_schema = schema_for(kind)
+        arrow_schema, arrow_nested = schema_for(kind), arrow_nested_types(kind)
     s = RecordStream(command, inputs, output=output, fmt=fmt, rejects=rejects,
-                     max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema)
+                     max_line_bytes=max_line_bytes, quiet=quiet, arrow_schema=arrow_schema, arrow_nested=arrow_nested)
     if progress:
         from er.progress import count_rows, wanted
 

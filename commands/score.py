@@ -29,6 +29,12 @@ def run(
 
     Groups (contiguous `group_id`) are kept whole; group-level rewards refuse partial groups.
     A row that cannot be scored gets null (kept, counted), never a silent 0.
+
+    `correct`: a verifier reward in this run (math, or one that judges answers itself, e.g. tail)
+    always recomputes it, replacing whatever the row carried. Otherwise a `correct` already on the
+    row is used and must be true, false or null (anything else, e.g. the string "false", is a data
+    error at its line); a row without one is verified against `answer` when a reward needs it.
+    `er sample` never copies a prompt's `correct`, `reward(s)` or `advantage` into its samples.
     """
     from er.rewards import REWARDS
 

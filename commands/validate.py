@@ -1,8 +1,8 @@
-"""er validate: check record streams against a schema."""
+"""er validate: check record streams against a schema and the checks the commands make."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,31 +13,18 @@ from er.io import DEFAULT_MAX_LINE_BYTES
 def run(
     inputs: Inputs = None,
     kind: Annotated[str, typer.Option("--kind", "-k", help="Record kind to check against (er schema lists them).")] = "sample",
+    for_: Annotated[Optional[list[str]], typer.Option("--for", help="Also check what a later stage needs: score:REWARD[:key=val,...] (repeatable; the rewards of one `er score` run), e.g. score:math asks every row for an `answer`.")] = None,
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     debug: Debug = False,
 ) -> None:
-    """Check every row of the inputs against a record schema; report every bad row with its line.
+    """Check every row of the inputs; report every bad row with its line.
 
-    Exit 0 when all rows are valid, 1 otherwise. Nothing is written to stdout.
+    The checks are the commands' own, from the same code: the JSON Schema of --kind; for kinds with
+    groups (sample, scored, advantaged) whole, contiguous groups of `group_size` rows (as every
+    stage that reads groups checks them); with --for, the per-row checks of that stage (fields the
+    rewards read, `answer` where correctness must be verified, a `correct` that is not
+    true/false/null). Exit 0 when all rows are valid, 1 otherwise. Nothing is written to stdout.
     """
-    from er.errors import ErError
-    from er.io import RecordStream, log
-    from er.schema import errors, load_schema
+    from er.validation import validate
 
-    load_schema(kind)
-    bad = 0
-    # Malformed lines are reported like schema violations: collect them through a rejects sink.
-    stream = RecordStream("validate", inputs, output=None, max_line_bytes=max_line_bytes, quiet=True)
-
-    def report(source, line, error, record):
-        nonlocal bad
-        bad += 1
-        log(f"er validate: {source}:{line}: {error}")
-
-    stream.reject = report  # type: ignore[method-assign]
-    for source, line, record in stream.records():
-        for message in errors(record, kind):
-            report(source, line, message, record)
-    log(f"er validate: {stream.n_in} rows, {bad} problems ({kind})")
-    if bad:
-        raise ErError(f"{bad} problem(s) in {stream.n_in} rows")
+    validate(inputs, kind, list(for_ or []), max_line_bytes)

@@ -14,7 +14,9 @@ Two things differ from `pa.RecordBatch.from_pylist`:
   Anything else (nested records, lists of Python values, numpy scalars) goes through `pa.array`.
 
 A value that does not fit the column's type is never coerced silently: the column falls back to
-`pa.array`, which raises `ArrowInvalid`/`ArrowTypeError` as before.
+`pa.array`, which raises `ArrowInvalid`/`ArrowTypeError`, re-raised naming the field. Within the rows
+that type a field, int and float unify to float64; values of other mixed kinds (a number and a
+string) are an error naming the field, never a guess.
 """
 
 from __future__ import annotations
@@ -38,7 +40,24 @@ def infer_schema(rows: list[dict]) -> pa.Schema:
         values = [v for v in (r.get(name) for r in rows[:SAMPLE_ROWS]) if v is not None]
         if not values:
             values = [v for v in (r.get(name) for r in rows) if v is not None][:1]
-        fields.append(pa.field(name, _simple_type(values) or _pyarrow_type(name, values)))
+        try:
+            type_ = _simple_type(values) or _pyarrow_type(name, values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            kinds = sorted({type(v).__name__ for v in values})
+            raise type(exc)(f"field {name!r} has values of different types ({', '.join(kinds)}): {exc}") from None
+        fields.append(pa.field(name, type_))
+    return pa.schema(fields)
+
+
+def with_declared_children(schema: pa.Schema, declared: dict[str, pa.DataType]) -> pa.Schema:
+    """`schema` with each struct child that inference left null typed as declared (`policy.step`)."""
+    fields = []
+    for f in schema:
+        if pa.types.is_struct(f.type):
+            children = [c.with_type(declared[f"{f.name}.{c.name}"])
+                        if pa.types.is_null(c.type) and f"{f.name}.{c.name}" in declared else c for c in f.type]
+            f = f.with_type(pa.struct(children))
+        fields.append(f)
     return pa.schema(fields)
 
 
@@ -137,6 +156,11 @@ def _list_of_arrays(values: list, type_: pa.ListType) -> pa.Array | None:
 
 def record_batch(rows: list[dict], schema: pa.Schema, scalars_from_buffers: bool = True) -> Any:
     """The rows as one record batch of `schema` (absent fields are nulls)."""
-    columns = [column([r.get(name) for r in rows], schema.field(name).type, scalars_from_buffers)
-               for name in schema.names]
+    columns = []
+    for name in schema.names:
+        type_ = schema.field(name).type
+        try:
+            columns.append(column([r.get(name) for r in rows], type_, scalars_from_buffers))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise type(exc)(f"field {name!r} does not fit its column type {type_}: {exc}") from None
     return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -4,7 +4,8 @@
 with `iter_groups`, which never regroups: a `group_id` that reappears after its group closed, or a
 group shorter/longer than its `group_size`, is a data error at that line (or, with `--rejects`,
 every row of the broken group goes to the rejects file with the reason). Records without a
-`group_id` are groups of one.
+`group_id` are groups of one; a `group_id` that is not a string or an integer (an object, a list)
+is a data error at its line. `er validate` runs these same checks.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def iter_groups(rows: Iterable[Row], stream: RecordStream, *, require_group_id: 
             if done:
                 yield done
         current_id = gid
+        if gid is not None and type(gid) not in (str, int):
+            stream.reject(row[0], row[1], f"field 'group_id' should be a string or integer, got {type(gid).__name__}",
+                          record)
+            current_id = None
+            continue
         if gid is None:
             if require_group_id:
                 stream.reject(row[0], row[1], "missing field 'group_id' (this stage needs whole groups)", record)

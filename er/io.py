@@ -4,8 +4,12 @@ Input: positional files or `-` (stdin). The format is detected from the first by
 (continuation marker 0xFFFFFFFF) or file (`ARROW1`), Parquet (`PAR1` or `.parquet`), else JSONL;
 gzip and zstd are decompressed transparently (by magic bytes, so `.gz`/`.zst` from stdin work too).
 
-Output: stdout or `-o FILE` (written to a temporary name and renamed on success, so a failure never
-leaves a half-written file under the final name), `--format jsonl|arrow`. Output is flushed at
+Output: stdout or `-o FILE`, `--format jsonl|arrow`. A regular file or a new name is written to a
+temporary name and renamed on success (a failure never leaves a half-written file under the final
+name), with the mode the umask gives a new file (an existing file keeps its mode); a symlink is
+followed (its target is replaced, the link stays); anything else (a FIFO, `/dev/null`, a terminal)
+is written into directly, never replaced. `--rejects FILE` is written the same way and may not name
+an input or the output (compared by device and inode, not by spelling). Output is flushed at
 group/batch boundaries when the input is a pipe, so the next stage of a pipe starts early. Arrow
 output is an IPC stream whose schema is fixed by its first record batch (`er.arrow_rows`); batches
 hold about 8 MB each, so memory is bounded by bytes, not rows.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import tempfile
 from collections import Counter
@@ -87,6 +92,99 @@ def _bad_text(line: bytes) -> str:
     return text if len(text) <= 2000 else text[:2000] + f"... ({len(line)} bytes)"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class OutputFile:
+    """A named output opened for writing: `commit()` on success, `discard()` on failure.
+
+    Regular files and new names: a temporary file in the same directory, renamed over the name on
+    commit (a symlink's target is replaced, the link stays). Anything else that exists (FIFO,
+    character device, socket) is opened and written directly: renaming over it would destroy it.
+    """
+
+    def __init__(self, path: str, flag: str = "-o"):
+        self.path = path
+        self.tmp: str | None = None
+        self.final = os.path.realpath(path)
+        try:
+            st: os.stat_result | None = os.stat(self.final)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise UsageError(f"{flag} {path}: cannot write here ({exc.strerror or exc})") from None
+        try:
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"{flag} {path}: is a directory")
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                self.file: IO[bytes] = open(self.final, "wb", buffering=_BUFFER)
+                return
+            fd, self.tmp = tempfile.mkstemp(prefix=".er-", suffix=".tmp", dir=os.path.dirname(self.final))
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
+        except OSError as exc:
+            raise UsageError(f"{flag} {path}: cannot write here ({exc.strerror or exc})") from None
+        self.file = os.fdopen(fd, "wb", buffering=_BUFFER)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.file.write(data)
+        except OSError as exc:
+            raise OutputError(f"cannot write: {exc.strerror or exc}", self.path) from None
+
+    def commit(self) -> None:
+        try:
+            self.file.close()
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write: {exc.strerror or exc}", self.path) from None
+        if self.tmp is not None:
+            os.replace(self.tmp, self.final)
+            self.tmp = None
+
+    def discard(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the failure being reported already says why
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+
+
+def _check_rejects_target(rejects: str, inputs: list[str], output: str | None) -> None:
+    """`--rejects` must not name an input or the output: truncating it would destroy that data."""
+    if output not in (None, "-") and os.path.realpath(output) == os.path.realpath(rejects):
+        raise UsageError(f"--rejects {rejects} is the output file; give it another name")
+    named: list[tuple[str, str | int]] = [(p, p) for p in inputs if p != "-"]
+    if output not in (None, "-"):
+        named.append((f"the output {output}", output))
+    for what, std, used in (("stdin", sys.stdin, "-" in inputs), ("stdout", sys.stdout, output in (None, "-"))):
+        try:
+            if used:
+                named.append((what, std.fileno()))
+        except (AttributeError, OSError, ValueError):  # replaced by an embedding program
+            pass
+    for what, target in named:
+        if _same_file(rejects, target):
+            raise UsageError(f"--rejects {rejects} is the same file as {what}; writing it would destroy that data")
+
+
+def _same_file(a: str, b: str | int) -> bool:
+    """Whether path `a` and path (or open descriptor) `b` are one file (device and inode)."""
+    try:
+        sa = os.stat(a)
+        sb = os.fstat(b) if isinstance(b, int) else os.stat(b)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(sa.st_mode) and (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 class RecordStream:
     """One command's records: reading, rejecting, dropping, writing and the closing summary."""
 
@@ -100,6 +198,7 @@ class RecordStream:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         quiet: bool = False,
         arrow_schema: Any = None,
+        arrow_nested: dict | None = None,
     ):
         if fmt not in ("jsonl", "arrow"):
             raise UsageError(f"--format must be jsonl or arrow, not {fmt!r}")
@@ -112,9 +211,13 @@ class RecordStream:
         self.n_in = self.n_out = self.n_rejected = 0
         self.dropped: Counter[str] = Counter()
         self.notes: Counter[str] = Counter()  # counted events that keep the row (null rewards, ...)
+        if max_line_bytes < 1:
+            raise UsageError(f"--max-line-bytes must be a positive number of bytes, not {max_line_bytes}")
+        if rejects is not None:
+            _check_rejects_target(rejects, self.inputs, output)
         self._rejects_path = rejects
-        self._rejects: IO[bytes] | None = None
-        self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema)
+        self._rejects: OutputFile | None = None
+        self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema, arrow_nested=arrow_nested)
         self.eager_flush = any(p == "-" or not os.path.isfile(p) for p in self.inputs)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -233,7 +336,7 @@ class RecordStream:
         if self._rejects_path is None:
             raise ErError(error, source, line)
         if self._rejects is None:
-            self._rejects = open(self._rejects_path, "wb")
+            self._rejects = OutputFile(self._rejects_path, "--rejects")
         self.n_rejected += 1
         entry = {"source": source, "line": line, "error": error, "record": record}
         self._rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY,
@@ -278,7 +381,9 @@ class RecordStream:
             self.writer.close(ok)
         finally:
             if self._rejects is not None:
-                self._rejects.close()
+                # the rows kept aside so far are worth keeping even when the command stops
+                rejects, self._rejects = self._rejects, None
+                rejects.commit()
         if ok and not self.quiet:
             log(self.summary())
 
@@ -292,23 +397,21 @@ class RecordStream:
 class RecordWriter:
     """JSONL or Arrow IPC stream to stdout or to a file renamed into place on success."""
 
-    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None):
+    def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None,
+                 arrow_nested: dict | None = None):
         self.fmt = fmt
         self.output = None if output in (None, "-") else output
-        self._tmp: str | None = None
+        self._target: OutputFile | None = None
         if self.output is None:
             self._out: IO[bytes] = sys.stdout.buffer
         else:
-            directory = os.path.dirname(os.path.abspath(self.output))
-            try:
-                fd, self._tmp = tempfile.mkstemp(prefix=".er-", suffix=".tmp", dir=directory)
-            except (FileNotFoundError, PermissionError, OSError) as exc:
-                raise UsageError(f"{self.output}: cannot write here ({exc.strerror or exc})") from None
-            self._out = os.fdopen(fd, "wb", buffering=_BUFFER)
+            self._target = OutputFile(self.output)
+            self._out = self._target.file
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._rows: list[dict] = []
         self._arrow_schema = arrow_schema
+        self._arrow_nested = arrow_nested or {}  # declared types of nested fields ("policy.step")
         self._arrow_writer = None
         self._arrow_rows = 0
         self.batch_rows = ARROW_FIRST_ROWS  # then sized by bytes (see _write_arrow_batch)
@@ -369,10 +472,14 @@ class RecordWriter:
         from er import arrow_rows
 
         if self._arrow_writer is None:
-            inferred = arrow_rows.infer_schema(rows)
+            try:
+                inferred = arrow_rows.infer_schema(rows)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise ErError(f"arrow output: {exc}; give the field one type or use --format jsonl") from None
             if self._arrow_schema is not None:  # known fields take their declared types
                 inferred = pa.schema([self._arrow_schema.field(f.name) if f.name in self._arrow_schema.names else f
                                       for f in inferred])
+                inferred = arrow_rows.with_declared_children(inferred, self._arrow_nested)
             self._schema = inferred
             self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
         names = set(self._schema.names)
@@ -386,13 +493,16 @@ class RecordWriter:
             scalars_from_buffers = self._arrow_rows < arrow_rows.SCALAR_BUFFER_ROWS and "pandas" not in sys.modules
             batch = arrow_rows.record_batch(rows, self._schema, scalars_from_buffers)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ErError(f"arrow output: a record does not fit the stream's schema: {exc}") from None
+            raise ErError(f"arrow output: a record does not fit the stream's schema (typed by its first "
+                          f"{self._arrow_rows or len(rows)} rows; an Arrow stream cannot change it): {exc}; "
+                          "give the field one type or use --format jsonl") from None
         self._arrow_writer.write_batch(batch)
         self._arrow_rows += batch.num_rows
         bytes_per_row = max(1, batch.nbytes // max(1, batch.num_rows))
         self.batch_rows = max(1, min(ARROW_MAX_ROWS, ARROW_BATCH_BYTES // bytes_per_row))
 
     def close(self, ok: bool = True) -> None:
+        committed = False
         try:
             if ok:
                 self.flush()
@@ -401,19 +511,15 @@ class RecordWriter:
                         self._arrow_writer.close()
                     except BrokenPipeError:
                         raise PipeClosed() from None
-                elif self.fmt == "arrow" and self._tmp is not None:
-                    pass  # no rows: an empty file is the honest output
-                self._out.flush()
+                    except OSError as exc:
+                        raise OutputError(f"cannot write: {exc.strerror or exc}", self.output or "<stdout>") from None
+                self.flush()  # no rows in arrow format: an empty file is the honest output
+                if self._target is not None:
+                    self._target.commit()
+                    committed = True
         finally:
-            if self._tmp is not None:
-                self._out.close()
-                if ok:
-                    os.replace(self._tmp, self.output)  # type: ignore[arg-type]
-                else:
-                    try:
-                        os.unlink(self._tmp)
-                    except FileNotFoundError:
-                        pass
+            if self._target is not None and not committed:
+                self._target.discard()
 
 
 def read_records(paths: Iterable[str], command: str = "er") -> Iterator[dict]:
@@ -441,9 +547,5 @@ def write_records(records: Iterable[dict], output: str | None = None, fmt: str =
 def write_text(text: str, output: str | None = None) -> None:
     """Plain text (a Markdown report) to stdout or to a file renamed into place on success."""
     writer = RecordWriter(output, "jsonl")
-    try:
-        writer._out.write(text.encode("utf-8"))
-    except BaseException:
-        writer.close(ok=False)
-        raise
+    writer._buffer.append(text.encode("utf-8"))
     writer.close(ok=True)

@@ -97,3 +97,9 @@ def describe_params(cls: Any) -> str:
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
             parts.append(name if p.default is p.empty else f"{name}={p.default}")
     return ", ".join(parts)
+
+
+def check_timeout(timeout: float) -> None:
+    """`--timeout` is a positive, finite number of seconds (a negative one would null every row)."""
+    if not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout}")

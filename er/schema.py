@@ -74,7 +74,38 @@ def check_required(record: dict, fields: dict[str, str | tuple[str, ...]]) -> No
             raise ErError(f"field {name!r} should be {' or '.join(allowed)}, got {type(value).__name__}")
 
 
+@functools.cache
+def fields_added(before: str, after: str) -> frozenset[str]:
+    """Fields the stages from kind `before` to kind `after` add, from the schemas: `("sample",
+    "advantaged")` is `rewards`, `reward`, `correct`, `advantage`, `estimator`. `er sample` leaves
+    those out of what it copies from a prompt, so a verdict or reward carried by a prompt never
+    passes for one about the new completion; `er validate --kind prompt --for score:...` does not
+    ask a prompt for what `er sample` will add."""
+    return frozenset(load_schema(after).get("properties", {})) - frozenset(load_schema(before).get("properties", {}))
+
+
+def check_correct(record: dict) -> None:
+    """A `correct` carried by a record must be true, false or null (a string "false" is not false)."""
+    value = record.get("correct")
+    if value is not None and type(value) is not bool:
+        raise ErError(f"field 'correct' should be true, false or null, got {type(value).__name__} {value!r}")
+
+
 _ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool_"}
+
+
+def _arrow_type(prop: dict):
+    """The Arrow type of a scalar (or list of numbers) JSON Schema property; None for anything else."""
+    import pyarrow as pa
+
+    t = prop.get("type")
+    types = [t] if isinstance(t, str) else list(t or [])
+    scalar = [x for x in types if x != "null"]
+    if len(scalar) == 1 and scalar[0] in _ARROW_TYPES:
+        return getattr(pa, _ARROW_TYPES[scalar[0]])()
+    if scalar == ["array"] and prop.get("items", {}).get("type") in ("integer", "number"):
+        return pa.list_(getattr(pa, _ARROW_TYPES[prop["items"]["type"]])())
+    return None
 
 
 def arrow_schema(kind: str):
@@ -83,12 +114,19 @@ def arrow_schema(kind: str):
 
     fields = []
     for name, prop in load_schema(kind).get("properties", {}).items():
-        t = prop.get("type")
-        types = [t] if isinstance(t, str) else list(t or [])
-        scalar = [x for x in types if x != "null"]
-        if len(scalar) == 1 and scalar[0] in _ARROW_TYPES:
-            fields.append(pa.field(name, getattr(pa, _ARROW_TYPES[scalar[0]])()))
-        elif scalar == ["array"] and prop.get("items", {}).get("type") in ("integer", "number"):
-            inner = _ARROW_TYPES[prop["items"]["type"]]
-            fields.append(pa.field(name, pa.list_(getattr(pa, inner)())))
+        type_ = _arrow_type(prop)
+        if type_ is not None:
+            fields.append(pa.field(name, type_))
     return pa.schema(fields)
+
+
+def arrow_nested_types(kind: str) -> dict[str, Any]:
+    """Declared Arrow types of the scalar fields inside objects, by dotted path (`policy.step`: int64):
+    they type a nested field that is null in an Arrow stream's first batch, where inference cannot."""
+    out = {}
+    for name, prop in load_schema(kind).get("properties", {}).items():
+        for child, child_prop in (prop.get("properties") or {}).items():
+            type_ = _arrow_type(child_prop)
+            if type_ is not None:
+                out[f"{name}.{child}"] = type_
+    return out

@@ -2,6 +2,12 @@
 
 Per row the scorer adds `rewards` ({key: value or null}), `reward` (the combination) and `correct`.
 
+`correct` (one rule, `er score --help`): when a verifier reward is named in the run (`math`, which
+checks with math-verify, or a reward that judges answers itself such as `tail`), `correct` is always
+recomputed, whatever the row carried (a rescored file never keeps an old verdict). Otherwise a
+`correct` already on the row is used as it is and must be true, false or null: anything else (the
+string "false", 0/1) is a data error at that line; a row without one is verified when a reward needs it.
+
 Combination (`--combine`):
 - `sum`: R = sum_k w_k r_k (weights default 1);
 - `product`: R = prod_k r_k^{w_k} — the CaRL rule (arXiv 2504.17838): a progress term multiplied
@@ -26,10 +32,10 @@ from typing import Any, Iterable, Iterator
 from er.errors import ErError, UsageError
 from er.groups import reject_group
 from er.io import RecordStream, Row
-from er.params import bind_params, parse_spec
+from er.params import bind_params, check_timeout, parse_spec
 from er.rewards import REWARDS
 from er.rewards.base import finite_or_none
-from er.schema import check_required
+from er.schema import check_correct, check_required
 
 
 def build_reward(spec: str) -> tuple[str, Any, float]:
@@ -46,6 +52,7 @@ def build_reward(spec: str) -> tuple[str, Any, float]:
 
 class Scorer:
     def __init__(self, specs: list[str], combine: str = "sum", workers: int = 0, timeout: float = 10.0):
+        check_timeout(timeout)
         if not specs:
             raise UsageError("give at least one --reward (see `er score --list`)")
         if combine not in ("sum", "product"):
@@ -70,6 +77,9 @@ class Scorer:
         self.judge = judges[0] if judges else None
         self.needs_correct = self.judge is None and any(getattr(r, "needs_correct", False)
                                                         for _, r, _ in self.rewards)
+        # a verifier in the run recomputes `correct` on every row (see the module docstring)
+        self.recompute_correct = self.judge is not None or any(getattr(r, "verifies_correct", False)
+                                                               for _, r, _ in self.rewards)
         self.whole_groups = any(getattr(r, "level", "row") != "row" for _, r, _ in self.rewards)
         sizes = {r.batch_groups for _, r, _ in self.rewards if getattr(r, "level", "row") == "batch"}
         if len(sizes) > 1:
@@ -88,17 +98,29 @@ class Scorer:
             r.use_state(path)
 
     # ---- stages --------------------------------------------------------------------------------
+    def check_row(self, record: dict, added: frozenset[str] = frozenset()) -> None:
+        """The checks this run makes on a row before scoring it (ErError naming the problem).
+
+        `added`: fields an earlier stage will still add (`er validate --kind prompt --for score:...`
+        checks a prompt for what scoring it later needs, e.g. `answer`). Pops a carried `correct`
+        when the run recomputes it."""
+        check_required(record, {k: v for k, v in self.fields.items() if k not in added})
+        if self.recompute_correct:
+            record.pop("correct", None)
+        else:
+            check_correct(record)
+        if self.needs_correct and "correct" not in record:
+            if record.get("answer") is None:
+                raise ErError("missing field 'answer' (needed to verify correctness; "
+                              "or score with a reward that sets 'correct' first)")
+            if not isinstance(record["answer"], (str, int, float)) or isinstance(record["answer"], bool):
+                raise ErError(f"field 'answer' should be a string or number, got {type(record['answer']).__name__}")
+
     def _valid(self, group: list[Row], stream: RecordStream) -> list[Row]:
         good = []
         for row in group:
             try:
-                check_required(row[2], self.fields)
-                if self.needs_correct and "correct" not in row[2]:
-                    if row[2].get("answer") is None:
-                        raise ErError("missing field 'answer' (needed to verify correctness; "
-                                      "or score with a reward that sets 'correct' first)")
-                    if not isinstance(row[2]["answer"], (str, int, float)) or isinstance(row[2]["answer"], bool):
-                        raise ErError(f"field 'answer' should be a string or number, got {type(row[2]['answer']).__name__}")
+                self.check_row(row[2])
                 good.append(row)
             except ErError as exc:
                 stream.reject_error(row, exc)
@@ -176,8 +198,11 @@ class Scorer:
             try:
                 values = batch_values[key] if batch_values and key in batch_values else reward(records)
             except ErError as exc:
-                reject_group(stream, group, exc)
-                return []
+                # a stateful reward (hapo) is not probed row by row: that would update its state twice
+                if getattr(reward, "level", "row") != "row" or len(group) == 1 or hasattr(reward, "use_state"):
+                    reject_group(stream, group, exc)
+                    return []
+                return self._without_bad_rows(reward, group, stream, batch_values)
             if len(values) != len(records):
                 raise RuntimeError(f"reward {key} returned {len(values)} values for {len(records)} rows")
             columns.append([finite_or_none(v) for v in values])
@@ -189,6 +214,24 @@ class Scorer:
                 stream.note("null reward")
             record.setdefault("correct", None)
         return group
+
+    def _without_bad_rows(self, reward: Any, group: list[Row], stream: RecordStream,
+                          batch_values: dict | None) -> list[Row]:
+        """A row-level reward refused a group: reject each row it refuses at that row's own line
+        (not the group's first), then score the rest, as `_valid` does with rows it refuses."""
+        good = []
+        for row in group:
+            try:
+                reward([row[2]])
+                good.append(row)
+            except ErError as exc:
+                stream.reject_error(row, exc)
+        if self.whole_groups:
+            if good:
+                reject_group(stream, good, ErError(f"group {group[0][2].get('group_id')!r} is incomplete after "
+                                                   "rejected rows (a group-level reward needs every row)"))
+            return []
+        return self._reward(good, stream, batch_values) if good else []
 
     def _combine(self, values: list[float | None]) -> float | None:
         if None in values:

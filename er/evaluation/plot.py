@@ -83,8 +83,10 @@ def _title(names: list[str], datasets: list[str], ns: list[int]) -> str:
     return f"{runs} on {', '.join(datasets)} ({n} rows{' each' if len(set(ns)) == 1 and len(ns) > 1 else ''})"
 
 
-def write_plot(path: str, reports: list[dict], groups: Iterable[tuple], horizon: int, by: Iterable[str] = ()) -> None:
-    fmt = plot_format(path)
+def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int, by: Iterable[str] = (),
+               fmt: str | None = None) -> None:
+    """`path`: a file name (its extension picks the format) or an open binary file with `fmt`."""
+    fmt = fmt or plot_format(path)
     import matplotlib
 
     matplotlib.use("Agg")

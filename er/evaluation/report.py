@@ -212,6 +212,12 @@ class ReasoningReport:
             g = self.groups.get(key)
             if g is None:
                 g = self.groups[key] = _Group()
+        pid = get("group_id")
+        if pid is None:
+            pid = get("id")
+        if pid is not None and type(pid) not in (str, int):  # checked before any count changes
+            raise ErError(f"field '{'group_id' if 'group_id' in record else 'id'}' should be a string or integer, "
+                          f"got {type(pid).__name__}")
         c = get("correct", _MISSING)
         if c is True:
             v = 1
@@ -256,9 +262,6 @@ class ReasoningReport:
                     g.verifiers.add(names)
         if v == 2:
             return key
-        pid = get("group_id")
-        if pid is None:
-            pid = get("id")
         if pid is None:
             g.singles[(1, v)] += 1
             if self.maj:

@@ -4,6 +4,11 @@ Every input row is either evaluated, rejected (bad data; `--rejects` keeps going
 with a counted reason, so `in == evaluated + rejected + dropped` holds; the report records are the
 output. With `--reward`, rows without `correct` are scored inline by er.scoring.Scorer (whole groups,
 verified in a process pool); the verifier's timeouts are then counted per report.
+
+Arguments checked against the data (usage errors, exit 2): `--by F` where no row has a value for F
+(an empty column would be silent); `--preset P` on rows that are not P's: a row fits when its
+`dataset` is P, or, without a `dataset`, when its `answer` has P's format (a number for gsm8k, aime24,
+amc23; a letter A-D for gpqa). The preset otherwise labels the report, so a misfit is never relabelled.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from er.errors import ErError, UsageError
+from er.errors import ErError, OutputError, UsageError
 from er.evaluation import METRICS
 from er.evaluation.report import Keys, compare
 from er.io import RecordStream
@@ -62,6 +67,9 @@ class Evaluation:
         self.o = options
         if options.metric not in METRICS:
             raise UsageError(f"--metric must be one of {', '.join(METRICS)}, not {options.metric!r}")
+        from er.params import check_timeout
+
+        check_timeout(options.timeout)
         if (options.baseline is not None or options.aes_weights is not None) and not options.compare:
             options.compare = True
         self.preset = None
@@ -112,6 +120,12 @@ class Evaluation:
                 kwargs = {"band": options.band}
             self.report = klass(self.keys, **kwargs)
 
+    def _rows(self, stream: RecordStream):
+        """The stream's rows; with a reasoning --preset, each checked to be that preset's."""
+        if self.preset is None:
+            return stream.records()
+        return (row for row in stream.records() if fits_preset(self.preset, row))
+
     def run(self, stream: RecordStream) -> list[dict]:
         add = self.report.add
         evaluated = 0
@@ -119,7 +133,7 @@ class Evaluation:
             from er.groups import iter_groups
 
             seen = stream.notes[TIMEOUT_NOTE]
-            for group in self.scorer.run(iter_groups(stream.records(), stream), stream):
+            for group in self.scorer.run(iter_groups(self._rows(stream), stream), stream):
                 key = None
                 for row in group:
                     try:
@@ -132,7 +146,7 @@ class Evaluation:
                     self.report.add_timeouts(key, now - seen)
                 seen = now
         elif self.o.metric == "reasoning":  # the hot loop: add() returns the key, never a drop reason
-            for row in stream.records():
+            for row in self._rows(stream):
                 try:
                     add(row[0], row[2])
                 except ErError as exc:
@@ -161,6 +175,10 @@ class Evaluation:
                     evaluated += 1
         self.evaluated = evaluated
         reports = self.report.reports()
+        for name in self.keys.by:
+            if reports and all(r.get(name) is None for r in reports):
+                raise UsageError(f"--by {name}: no row has a value for {name!r} (a misspelt field? dotted paths "
+                                 "reach into objects)")
         if self.preset is not None:
             low = [r for r in reports if (r.get("samples_per_problem") or 0) < self.preset.recommended_n]
             if low:
@@ -172,9 +190,55 @@ class Evaluation:
     def plot(self, path: str, reports: list[dict]) -> None:
         if self.o.metric != "reasoning":
             raise UsageError("--plot draws accuracy/length plots: it needs --metric reasoning")
-        from er.evaluation.plot import write_plot
+        from er.evaluation.plot import plot_format, write_plot
+        from er.io import OutputFile
 
-        write_plot(path, reports, self.report.arrays(), self.report.horizon(), self.keys.by)
+        target = OutputFile(path, "--plot")  # written like -o: a temp file renamed on success
+        try:
+            write_plot(target.file, reports, self.report.arrays(), self.report.horizon(), self.keys.by,
+                       fmt=plot_format(path))
+        except OSError as exc:
+            target.discard()
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
+        except BaseException:
+            target.discard()
+            raise
+        target.commit()
+
+
+_ANSWER_FORMATS = {"number": "a number", "choice": "a letter A-D"}
+
+
+def fits_preset(preset: Any, row: tuple) -> bool:
+    """True when the row can be one of `preset`'s; else a usage error at its line (see the module doc)."""
+    source, line, record = row
+    dataset = record.get("dataset")
+    if isinstance(dataset, str):
+        if dataset == preset.name:
+            return True
+        why = f"the row's dataset is {dataset!r}"
+    else:
+        answer = record.get("answer")
+        if answer is None or preset.answer_format not in _ANSWER_FORMATS or _answer_fits(answer, preset.answer_format):
+            return True
+        why = f"answer {answer!r} is not {_ANSWER_FORMATS[preset.answer_format]} ({preset.name}'s answers are)"
+    raise UsageError(f"--preset {preset.name}: {why}; these rows are not {preset.name}'s "
+                     "(drop --preset, or give their dataset's preset)", source, line)
+
+
+def _answer_fits(answer: Any, answer_format: str) -> bool:
+    if type(answer) in (int, float):
+        return answer_format == "number"
+    if not isinstance(answer, str):
+        return False
+    text = answer.strip()
+    if answer_format == "choice":
+        return text in ("A", "B", "C", "D")
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def summary(stream: RecordStream, evaluated: int, n_reports: int) -> str:

@@ -9,6 +9,8 @@ the mapping.
 Class attributes the scorer reads:
 - `level`: "row" or "group" (group rewards refuse partial groups),
 - `needs_correct`: the scorer verifies rows that carry no `correct` before calling,
+- `verifies_correct`: this reward's value is the scorer's verification (`math`): with it in the run,
+  `correct` is recomputed on every row, never taken from the input,
 - `judges_correct`: this reward IS a verifier (1 = correct, 0 = wrong, null = cannot judge): when
   it is in the run, it sets `correct` for the others instead of math-verify (e.g. `tail`),
 - `fields`: the record fields read, with JSON types, checked cheaply per row,
@@ -26,6 +28,7 @@ from er.errors import ErError
 class Reward:
     level: ClassVar[str] = "row"
     needs_correct: ClassVar[bool] = False
+    verifies_correct: ClassVar[bool] = False
     fields: ClassVar[dict[str, Any]] = {"completion": "string"}
     provenance: ClassVar[str] = "code"
 

@@ -16,6 +16,7 @@ class MathCorrect(Reward):
     """1 if the final answer equals the gold `answer` (math-verify), else 0; null if it cannot be judged."""
 
     needs_correct = True
+    verifies_correct = True
     fields = {"completion": "string"}
     provenance = "code"
 

@@ -30,6 +30,7 @@ from er.errors import ErError, UsageError
 from er.sampling.base import Request, SamplingConfig, StopScale
 from er.sampling.interventions import Interventions
 from er.sampling.think import think_tokens
+from er.schema import fields_added
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
@@ -261,6 +262,9 @@ class Sampler:
         policy = {"model": self.policy.model, "step": self.policy.step}
         n = self.opt.n
         infos = p.infos or [None] * len(reqs)
+        # a prompt's `correct`/`reward`/`advantage` say nothing about these new completions
+        owned = fields_added("sample", "advantaged")
+        record = {k: v for k, v in record.items() if k not in owned}
         for sub, req, comps, prefill, info, chat in zip(p.subgroups, reqs, results, p.texts, infos, p.chat):
             sampling = {"temperature": self.opt.temperature, "top_p": self.opt.top_p, "max_tokens": req.max_tokens,
                         "seed": self.opt.seed, "chat": chat}

@@ -95,10 +95,12 @@ def test_missing_completion_and_wrong_types_are_data_errors():
     assert proc.returncode == 1 and "<stdin>:1: missing field 'completion'" in proc.stderr.decode()
 
 
-def test_existing_correct_is_reused_without_verifying():
+def test_existing_correct_is_reused_without_verifying_but_math_itself_recomputes_it():
     rows = [sample_record("a", 0, 1, completion="\\boxed{5}", correct=True)]
+    out = parse_jsonl(run_er("score", "-r", "dler", "--workers", "2", input=jsonl(rows), check=True).stdout)
+    assert out[0]["correct"] is True and out[0]["reward"] == 1.0  # reused: the answer is 4, not 5
     out = parse_jsonl(score(rows, "--workers", "2").stdout)
-    assert out[0]["reward"] == 1.0
+    assert out[0]["correct"] is False and out[0]["reward"] == 0.0  # the verifier decides again
 
 
 def test_combine_sums_weighted_components_and_product_multiplies():
