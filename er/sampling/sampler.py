@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 from er.errors import ErError, UsageError
 from er.sampling.base import Request, SamplingConfig, StopScale
 from er.sampling.interventions import Interventions
+from er.signals import atomic_writes
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
@@ -304,15 +305,22 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def run_stream(sampler: Sampler, rows: Iterable[tuple], stream, *, chunk_prompts: int, limit: int | None = None,
                shard: tuple[int, int] | None = None, progress=None) -> None:
-    """Drive `sampler` over `rows` ((source, line, record)), writing groups to `stream` (RecordStream)."""
+    """Drive `sampler` over `rows` ((source, line, record)), writing groups to `stream` (RecordStream).
+
+    Each finished group is written and flushed at once, whatever the input (a file too): sampling is
+    slow, so `| head -1` gets its line after the first chunk and a Ctrl-C keeps every finished group,
+    the output ending on a record boundary (er.signals.atomic_writes).
+    """
+    stream.eager_flush = True
     chunk: list[_Prepared] = []
     taken = 0
     position = -1
 
     def flush():
         for group in sampler.generate_chunk(chunk):
-            stream.write_many(group)
-            stream.end_group()
+            with atomic_writes():
+                stream.write_many(group)
+                stream.end_group()
             if progress is not None:
                 progress.update(1)
                 progress.tokens += sum(r["completion_tokens"] for r in group)
