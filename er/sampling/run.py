@@ -16,7 +16,8 @@ from typing import Iterator
 
 from er.errors import ErError, UsageError
 from er.io import log
-from er.sampling.policy import Watcher, check_model_path, checkpoint_step, is_complete_checkpoint
+from er.models import load_config, load_tokenizer, model_dir
+from er.sampling.policy import Watcher, checkpoint_step, is_complete_checkpoint
 from er.sampling.sampler import Policy, SampleOptions, Sampler, iter_epochs, run_stream
 
 
@@ -67,9 +68,7 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
 def model_context(path: str, eng: EngineOptions) -> int | None:
     if eng.max_model_len:
         return eng.max_model_len
-    from transformers import AutoConfig
-
-    cfg = AutoConfig.from_pretrained(path)
+    cfg = load_config(path)
     return getattr(cfg, "max_position_embeddings", None)
 
 
@@ -140,10 +139,9 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             path, name = first, os.path.join(watch, os.path.basename(first))
     if path is None:
         raise UsageError("-m/--model is required (or --watch DIR whose latest is a complete checkpoint)")
-    check_model_path(path)
-    from transformers import AutoTokenizer
+    path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     opt.max_context = model_context(path, eng)
     backend = open_backend(path, kind, eng, opt, tokenizer)
     if watcher is not None and is_complete_checkpoint(path):

@@ -170,7 +170,7 @@ def test_bad_usage_exits_2(er_sample, tiny_model, args):
 
 def test_model_path_that_does_not_exist_is_one_line_exit_2(er_sample, tmp_path):
     r = er_sample("-m", str(tmp_path / "nope"), *BASE, prompts=PROMPTS[:1])
-    assert r.code == 2 and r.err == f"er sample: model {tmp_path / 'nope'}: no such directory\n"
+    assert r.code == 2 and r.err == f"er sample: -m {tmp_path / 'nope'}: no such directory\n"
 
 
 def test_missing_prompt_stops_naming_the_line_or_goes_to_rejects(er_sample, tiny_model):
