@@ -126,10 +126,13 @@ class Progress:
 
 def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions, watch: str | None = None,
            loop: bool = False, limit: int | None = None, shard=None, dataset: str | None = None,
-           split: str | None = None, preset: str | None = None, progress: bool = False, rows=None) -> None:
+           split: str | None = None, preset: str | None = None, progress: bool = False, rows=None,
+           skip: int = 0) -> None:
     """The whole of `er sample` after flag parsing; writes to `stream` (a RecordStream)."""
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be >= 0, not {limit}")
+    if skip < 0:
+        raise UsageError(f"--skip must be >= 0, not {skip}")
     kind = choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
     path, name = model, model
@@ -182,11 +185,11 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
         rows = stream.records()
     if loop:
-        rows = iter_epochs(list(rows), opt.seed, loop=True)
+        rows = iter_epochs(list(rows), opt.seed, loop=True, spacing=max(0, (limit or 0) - 1))
     chunk = eng.chunk or (256 if kind == "vllm" else max(1, (4 * eng.batch_size) // opt.n))
     bar = Progress() if progress else None
     try:
-        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar)
+        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar, skip=skip)
     finally:
         if bar is not None:
             bar.close()
