@@ -45,6 +45,7 @@ def run(
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Read prompts with datasets.load_dataset(NAME) (or a local .jsonl/.parquet) instead of record files.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Dataset split (default: the preset's).")] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="Map dataset rows to prompts: gsm8k, math500, aime24, amc23, gpqa; leval, lcfo (a local JSONL in the published format: one prompt per instruction / summary ratio).")] = None,
+    skip: Annotated[int, typer.Option("--skip", help="Start at this position of the prompts (of the cycled list with --loop); skipped ids still count for id#k group_ids.")] = 0,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: only prompts whose position % N == I (0-based; Slurm arrays).")] = None,
     output: Output = None,
     format: Format = "jsonl",
@@ -83,5 +84,5 @@ def run(
                         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, debug=debug)
     shard_t = parse_shard(shard)
     with stream("sample", inputs, output, format, rejects, max_line_bytes, quiet, kind="sample") as s:
-        sample(s, model=model, opt=opt, eng=eng, watch=watch, loop=loop, limit=limit, shard=shard_t, dataset=dataset,
+        sample(s, model=model, opt=opt, eng=eng, watch=watch, loop=loop, limit=limit, skip=skip, shard=shard_t, dataset=dataset,
                split=split, preset=preset, progress=stderr_is_tty() and not quiet)

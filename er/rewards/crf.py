@@ -46,10 +46,13 @@ class ConcisenessModel:
 
     def __init__(self, path: str, max_length: int = 2048, batch_size: int = 16):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
+
+        from er.models import load_tokenizer, model_dir
 
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        path = model_dir(path, flag="crf model")
+        self.tokenizer = load_tokenizer(path, flag="crf model")
         self.model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
         if self.model.config.num_labels != 1:
             raise ErError(f"conciseness model {path} has {self.model.config.num_labels} outputs; "

@@ -10,12 +10,17 @@ per completion, and a None reward leaves the function out for that row. The G co
 arrive consecutively (TRL's RepeatSampler). `TrlReward` turns the call into `er` records and groups:
 
 - `completion`: the text, or for conversational completions the joined assistant `content`;
-- `completion_tokens`: len(completion_ids) without a trailing EOS when `eos_token_id` is given;
+- `completion_tokens`: len(completion_ids), every token the policy generated, the EOS included: the
+  rule `er sample` follows for its `completion_tokens` field, so a length reward (`dler:L_T=...`) gives
+  the same value on the same completion in TRL and in `er score`;
 - `finish_reason`: "length" when `eos_token_id` is given and the ids do not end with it, or when
   `max_completion_length` is given and reached; "stop" otherwise;
 - `prompt` and every dataset column (`answer`, `level`, `target_length`, ...) as record fields;
-- `group_id` / `sample_idx` / `group_size`: chunks of `num_generations` rows when given, else runs of
-  consecutive identical prompts.
+- `group_id` / `sample_idx` / `group_size`: chunks of G rows. G is `num_generations` when given, else
+  the trainer's own (`GRPOConfig.num_generations`, or `num_generations_eval` in evaluation), read from
+  the trainer that TRL's `log_metric`/`log_extra` arguments belong to; called with neither, the
+  function raises ValueError rather than guess (runs of identical prompts would merge two groups
+  of the same prompt, or a data set's duplicate neighbours, into one).
 
 A reward that `needs_correct` gets `correct` from math-verify inline (`er.rewards.verify`, gold =
 the `answer` column) unless a `correct` column exists; a row without a gold answer gets null.
@@ -55,17 +60,22 @@ def completion_text(completion: Any) -> str:
     raise ValueError(f"cannot read a completion of type {type(completion).__name__}")
 
 
-def _groups(prompts: list, n: int, num_generations: int | None) -> list[tuple[int, int]]:
-    if num_generations:
-        if n % num_generations:
-            raise ValueError(f"{n} completions are not whole groups of num_generations={num_generations}")
-        return [(s, s + num_generations) for s in range(0, n, num_generations)]
-    spans, start = [], 0
-    for i in range(1, n + 1):
-        if i == n or repr(prompts[i]) != repr(prompts[start]):
-            spans.append((start, i))
-            start = i
-    return spans
+def _groups(n: int, num_generations: int) -> list[tuple[int, int]]:
+    if n % num_generations:
+        raise ValueError(f"{n} completions are not whole groups of num_generations={num_generations}")
+    return [(s, s + num_generations) for s in range(0, n, num_generations)]
+
+
+def trainer_group_size(kwargs: dict) -> int | None:
+    """G of the GRPOTrainer whose bound `log_metric`/`log_extra` TRL passed (train or eval), else None."""
+    for key in ("log_metric", "log_extra"):
+        trainer = getattr(kwargs.get(key), "__self__", None)
+        train_g = getattr(trainer, "num_generations", None)
+        if isinstance(train_g, int):
+            training = getattr(getattr(trainer, "model", None), "training", True)
+            eval_g = getattr(trainer, "num_generations_eval", None)
+            return train_g if training or not isinstance(eval_g, int) else eval_g
+    return None
 
 
 class TrlReward:
@@ -111,7 +121,7 @@ class TrlReward:
             if completion_ids is not None:
                 ids = list(completion_ids[i])
                 ended = bool(ids) and ids[-1] in self.eos_ids
-                record["completion_tokens"] = len(ids) - (1 if ended else 0)
+                record["completion_tokens"] = len(ids)  # the EOS included, as er sample counts
                 truncated = (self.eos_ids and not ended) or (
                     self.max_completion_length is not None and len(ids) >= self.max_completion_length and not ended)
                 record["finish_reason"] = "length" if truncated else "stop"
@@ -141,10 +151,13 @@ class TrlReward:
         n = len(completions)
         columns = {k: v for k, v in kwargs.items()
                    if k not in _TRL_KWARGS and isinstance(v, (list, tuple)) and len(v) == n}
+        size = self.num_generations or trainer_group_size(kwargs)
+        if size is None:
+            raise ValueError(f"er reward {self.name}: the group size is unknown; pass "
+                             "trl_reward(..., num_generations=G) (GRPOConfig.num_generations)")
         records = self.records(prompts, completions, completion_ids, columns)
         out: list[float | None] = []
-        for g, (start, end) in enumerate(_groups(prompts if prompts is not None else [None] * n, n,
-                                                 self.num_generations)):
+        for g, (start, end) in enumerate(_groups(n, size)):
             group = records[start:end]
             for idx, r in enumerate(group):
                 r.setdefault("group_id", f"trl-{g}")

@@ -23,20 +23,6 @@ def is_complete_checkpoint(path: str) -> bool:
         or os.path.isfile(os.path.join(path, "model.safetensors.index.json")))
 
 
-def check_model_path(model: str) -> None:
-    """A local-looking path that does not exist is a usage error (exit 2) naming it."""
-    if os.path.exists(model):
-        if not os.path.isdir(model) or not os.path.isfile(os.path.join(model, "config.json")):
-            raise UsageError(f"model {model}: not a model directory (no config.json)")
-        if not any(name.endswith(".safetensors") or name.endswith(".safetensors.index.json")
-                   for name in os.listdir(model)):
-            raise UsageError(f"model {model}: no safetensors weights (er never loads pickled checkpoints)")
-        return
-    looks_local = model.startswith((".", "/", "~")) or model.count("/") != 1 or os.environ.get("HF_HUB_OFFLINE") == "1"
-    if looks_local:
-        raise UsageError(f"model {model}: no such directory")
-
-
 class Watcher:
     """Follows DIR/latest; `poll()` returns a new complete checkpoint directory once, else None."""
 

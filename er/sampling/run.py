@@ -9,12 +9,14 @@ may be a local .json/.jsonl/.parquet file; a preset name alone means that preset
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
 from er.errors import ErError, UsageError
 from er.io import log
-from er.sampling.policy import Watcher, check_model_path, checkpoint_step, is_complete_checkpoint
+from er.models import load_config, load_tokenizer, model_dir
+from er.sampling.policy import Watcher, checkpoint_step, is_complete_checkpoint
 from er.sampling.sampler import Policy, SampleOptions, Sampler, iter_epochs, run_stream
 
 
@@ -65,9 +67,7 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
 def model_context(path: str, eng: EngineOptions) -> int | None:
     if eng.max_model_len:
         return eng.max_model_len
-    from transformers import AutoConfig
-
-    cfg = AutoConfig.from_pretrained(path)
+    cfg = load_config(path)
     return getattr(cfg, "max_position_embeddings", None)
 
 
@@ -107,10 +107,13 @@ def dataset_rows(name: str, split: str | None, preset_name: str | None, stream) 
 
 def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions, watch: str | None = None,
            loop: bool = False, limit: int | None = None, shard=None, dataset: str | None = None,
-           split: str | None = None, preset: str | None = None, progress: bool = False, rows=None) -> None:
+           split: str | None = None, preset: str | None = None, progress: bool = False, rows=None,
+           skip: int = 0) -> None:
     """The whole of `er sample` after flag parsing; writes to `stream` (a RecordStream)."""
     if limit is not None and limit < 0:
         raise UsageError(f"--limit must be >= 0, not {limit}")
+    if skip < 0:
+        raise UsageError(f"--skip must be >= 0, not {skip}")
     kind = choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
     path, name = model, model
@@ -120,10 +123,9 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             path, name = first, os.path.join(watch, os.path.basename(first))
     if path is None:
         raise UsageError("-m/--model is required (or --watch DIR whose latest is a complete checkpoint)")
-    check_model_path(path)
-    from transformers import AutoTokenizer
+    path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     opt.max_context = model_context(path, eng)
     backend = open_backend(path, kind, eng, opt, tokenizer)
     if kind == "vllm" and backend.max_context:
@@ -172,13 +174,13 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
         rows = stream.records()
     if loop:
-        rows = iter_epochs(list(rows), opt.seed, loop=True)
+        rows = iter_epochs(list(rows), opt.seed, loop=True, spacing=max(0, (limit or 0) - 1))
     chunk = eng.chunk or (256 if kind == "vllm" else max(1, (4 * eng.batch_size) // opt.n))
     from er.progress import Progress
 
     bar = Progress(unit="prompt", desc="er sample", on=progress)
     try:
-        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar)
+        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar, skip=skip)
     finally:
         bar.close()
         sampler.policy.backend.close()

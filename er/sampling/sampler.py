@@ -31,6 +31,7 @@ from er.sampling.base import Request, SamplingConfig, StopScale
 from er.sampling.interventions import Interventions
 from er.sampling.think import think_tokens
 from er.schema import fields_added
+from er.signals import atomic_writes
 
 
 def prompt_seed(seed: int | None, index: int) -> int | None:
@@ -184,19 +185,21 @@ class Sampler:
         bounds = [sum(1 for a, _ in offsets if a < c) for c in starts] + [len(offsets)]
         return [b - a for a, b in zip([0] + bounds[:-1], bounds)]
 
+    def group_id(self, record: dict, index: int) -> str:
+        """The prompt's `id` (its position when it has none); `id#k` for its k-th repeat in this stream."""
+        rid = str(record.get("id") if record.get("id") is not None else index)
+        k = self.seen_ids.get(rid, 0)
+        self.seen_ids[rid] = k + 1
+        return rid if k == 0 else f"{rid}#{k}"
+
     def prepare(self, row: tuple, index: int) -> _Prepared:
         source, line, record = row
         if "prompt" not in record:
             raise ErError("missing field 'prompt'")
-        rid = record.get("id")
-        if rid is None:
-            rid = str(index)
-            record = {**record, "id": rid}
+        if record.get("id") is None:
+            record = {**record, "id": str(index)}
             row = (source, line, record)
-        rid = str(rid)
-        k = self.seen_ids.get(rid, 0)
-        self.seen_ids[rid] = k + 1
-        group_id = rid if k == 0 else f"{rid}#{k}"
+        group_id = self.group_id(record, index)
         rng = random.Random(f"{self.opt.seed}:{index}:plan")
         subs = self.opt.interventions.plan(record, self.opt.n, rng)
         ids, caps, texts, turns, infos, chat = [], [], [], [], [], []
@@ -303,14 +306,25 @@ class Sampler:
         return out
 
 
-def iter_epochs(rows: list[tuple], seed: int | None, loop: bool) -> Iterator[tuple]:
-    """The rows once, or (with loop) forever, each epoch after the first reshuffled by seed + epoch."""
+def iter_epochs(rows: list[tuple], seed: int | None, loop: bool, spacing: int = 0) -> Iterator[tuple]:
+    """The rows once, or (with loop) forever, each epoch after the first reshuffled by seed + epoch.
+
+    `spacing`: the rows among the last `spacing` of an epoch move (in shuffled order) to the end of
+    the next one, so no row comes back within `spacing` rows of its last draw while the list has at
+    least 2 * spacing rows (`er sample --loop --limit L` uses L - 1: a run of L prompts, e.g. a step
+    of examples/stepwise, never holds a prompt twice, even where it straddles two epochs).
+    """
     yield from rows
     epoch = 1
+    last = list(range(len(rows)))
     while loop and rows:
-        order = list(rows)
+        order = list(range(len(rows)))
         random.Random(f"{seed}:epoch:{epoch}").shuffle(order)
-        yield from order
+        if spacing > 0:
+            recent = set(last[-spacing:])
+            order = [i for i in order if i not in recent] + [i for i in order if i in recent]
+        yield from (rows[i] for i in order)
+        last = order
         epoch += 1
 
 
@@ -327,22 +341,37 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run_stream(sampler: Sampler, rows: Iterable[tuple], stream, *, chunk_prompts: int, limit: int | None = None,
-               shard: tuple[int, int] | None = None, progress=None) -> None:
-    """Drive `sampler` over `rows` ((source, line, record)), writing groups to `stream` (RecordStream)."""
+               shard: tuple[int, int] | None = None, progress=None, skip: int = 0) -> None:
+    """Drive `sampler` over `rows` ((source, line, record)), writing groups to `stream` (RecordStream).
+
+    `skip` drops the first rows (counted as dropped, "skipped") but still counts their ids, so a run
+    that resumes a cycled (`--loop`) list at a position gives every prompt the `id#k` it would have
+    had in one run from the start: group_ids stay unique across the runs of a step-wise loop.
+
+    Each finished group is written and flushed at once, whatever the input (a file too): sampling is
+    slow, so `| head -1` gets its line after the first chunk and a Ctrl-C keeps every finished group,
+    the output ending on a record boundary (er.signals.atomic_writes).
+    """
+    stream.eager_flush = True
     chunk: list[_Prepared] = []
     taken = 0
     position = -1
 
     def flush():
         for group in sampler.generate_chunk(chunk):
-            stream.write_many(group)
-            stream.end_group()
+            with atomic_writes():
+                stream.write_many(group)
+                stream.end_group()
             if progress is not None:
                 progress.update(1, tokens=sum(r["completion_tokens"] for r in group))
         chunk.clear()
 
     for row in rows:
         position += 1
+        if position < skip:
+            sampler.group_id(row[2], position)
+            stream.drop("skipped")
+            continue
         if shard is not None and position % shard[1] != shard[0]:
             stream.drop("other shard")
             continue

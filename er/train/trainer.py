@@ -35,6 +35,7 @@ import torch
 
 from er.errors import ErError, UsageError
 from er.io import log
+from er.models import load_tokenizer, model_dir
 from er.train import checkpoint as ckpt
 from er.train import losses as L
 from er.train.batching import MicroBatch, collate, loss_positions, padding_fraction, plan_micro_batches
@@ -213,7 +214,7 @@ class Trainer:
         self.tokens_seen = 0
         self._set_seed(cfg.seed)
 
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
         if not sys.stderr.isatty():
@@ -226,8 +227,9 @@ class Trainer:
             if found is not None:
                 load_path = self.resumed_from = found
         self.model_path = model_path
+        load_path = model_dir(load_path)  # one-line errors: no tokenizer, broken config.json, a Hub name offline
+        self.tokenizer = load_tokenizer(load_path)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(load_path)
             lm = AutoModelForCausalLM.from_pretrained(load_path, dtype=torch.float32, use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise UsageError(f"-m {load_path}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
@@ -246,7 +248,7 @@ class Trainer:
             lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref = None
         if cfg.kl_coef > 0:
-            ref_path = cfg.ref_model or model_path
+            ref_path = model_dir(cfg.ref_model or model_path, flag="--ref-model" if cfg.ref_model else "-m", tokenizer=False)
             ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32,
                                                           use_safetensors=True).to(self.device)
             ref_lm.eval()

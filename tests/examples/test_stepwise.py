@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
-from tests.examples.conftest import EXAMPLES, make
+from tests.examples.conftest import BIN, ENV, EXAMPLES, ROOT, make
 
 MAKEFILE = EXAMPLES / "stepwise" / "Makefile"
 
@@ -29,9 +30,17 @@ def test_steps_chain_from_the_previous_checkpoint_and_a_finished_step_is_not_red
     step2 = rollouts(tmp_path / "runs" / "step-2" / "rollouts.jsonl")
     assert {r["policy"]["model"] for r in step1} == {tiny_vars["MODEL"]}
     assert {(r["policy"]["model"], r["policy"]["step"]) for r in step2} == {("ckpt/latest", 1)}
-    # step 1 takes positions 0 and STRIDE of the cycled prompts, step 2 positions 1 and 1+STRIDE
-    assert [r["group_id"] for r in step1[::2]][0] == "gsm8k/0"
-    assert [r["group_id"] for r in step2[::2]][0] == "gsm8k/1"
+    # epoch by epoch over the 3 prompts: step 1 takes positions 0, 1; step 2 position 2, then the first
+    # of the reshuffled second epoch, a repeat named id#1: group_ids are unique over the steps
+    assert [r["group_id"] for r in step1[::2]] == ["gsm8k/0", "gsm8k/1"]
+    second = [r["group_id"] for r in step2[::2]]
+    assert second[0] == "gsm8k/2" and second[1].endswith("#1")
+    ids = [r["id"] for r in step1[::2] + step2[::2]]
+    assert ids[:3] == ["gsm8k/0", "gsm8k/1", "gsm8k/2"] and len(set(ids[2:])) == 2
+    scored = subprocess.run(["bash", "-c", f"cat {tmp_path}/runs/step-*/rollouts.jsonl | {BIN / 'er'} score -r length"],
+                            env=ENV, capture_output=True, timeout=120)
+    assert scored.returncode == 0, scored.stderr.decode()
+    assert len(scored.stdout.splitlines()) == 8
     assert all(r["sampling"]["max_tokens"] == 16 and "advantage" in r for r in step1 + step2)
 
     mtime = (tmp_path / "runs" / "step-2" / "metrics.jsonl").stat().st_mtime_ns
@@ -48,9 +57,23 @@ def test_steps_chain_from_the_previous_checkpoint_and_a_finished_step_is_not_red
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-1", "step-2"]
 
 
-def test_missing_model_or_prompts_is_a_usage_error(tmp_path):
-    import subprocess
+def test_make_C_reads_relative_paths_from_and_writes_into_the_callers_directory(tiny_vars, tmp_path):
+    caller = tmp_path / "work"
+    (caller / "data").mkdir(parents=True)
+    os.symlink(tiny_vars["MODEL"], caller / "model")
+    (caller / "data" / "prompts.jsonl").write_text((ROOT / "tests" / "data" / "gsm8k.jsonl").read_text())
+    v = {**tiny_vars, "MODEL": "model", "DATASET": "data/prompts.jsonl"}
+    before = set(os.listdir(MAKEFILE.parent))
+    args = ["make", "--no-print-directory", "-C", str(MAKEFILE.parent), "steps=1", *(f"{k}={x}" for k, x in v.items())]
+    proc = subprocess.run(args, cwd=caller, env={**ENV, "PWD": str(caller)}, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(os.listdir(MAKEFILE.parent)) == before  # nothing written into the repository
+    assert os.readlink(caller / "ckpt" / "latest") == "step-1"
+    assert (caller / "runs" / "step-1" / "metrics.jsonl").exists()
+    assert {r["policy"]["model"] for r in rollouts(caller / "runs" / "step-1" / "rollouts.jsonl")} == {str(caller / "model")}
 
+
+def test_missing_model_or_prompts_is_a_usage_error(tmp_path):
     proc = subprocess.run(["make", "-f", str(MAKEFILE), "steps=1", "PROMPTS=p.jsonl"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "set MODEL=" in proc.stderr

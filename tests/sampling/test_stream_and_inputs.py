@@ -138,6 +138,9 @@ def test_loop_cycles_epochs_reshuffled_with_unique_group_ids_and_limit_stops(er_
     epochs = list(islice(iter_epochs(list(range(6)), 7, loop=True), 18))
     assert epochs[:6] == list(range(6)) and sorted(epochs[6:12]) == sorted(epochs[12:]) == list(range(6))
     assert epochs[6:12] != epochs[12:] and epochs == list(islice(iter_epochs(list(range(6)), 7, loop=True), 18))
+    spaced = list(islice(iter_epochs(list(range(6)), 7, loop=True, spacing=2), 60))
+    assert all(len(set(spaced[i:i + 3])) == 3 for i in range(58))  # no repeat within any 3 draws, epochs whole
+    assert all(sorted(spaced[i:i + 6]) == list(range(6)) for i in range(0, 60, 6))
     r2 = er_sample("-m", tiny_model, "--max-tokens", "2", "--limit", "2", *BASE, prompts=PROMPTS)
     assert [x["id"] for x in r2.records] == ["a", "b"]
 
@@ -167,7 +170,7 @@ def test_bad_usage_exits_2(er_sample, tiny_model, args):
 
 def test_model_path_that_does_not_exist_is_one_line_exit_2(er_sample, tmp_path):
     r = er_sample("-m", str(tmp_path / "nope"), *BASE, prompts=PROMPTS[:1])
-    assert r.code == 2 and r.err == f"er sample: model {tmp_path / 'nope'}: no such directory\n"
+    assert r.code == 2 and r.err == f"er sample: -m {tmp_path / 'nope'}: no such directory\n"
 
 
 def test_missing_prompt_stops_naming_the_line_or_goes_to_rejects(er_sample, tiny_model):
