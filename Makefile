@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast soak bench man lint clean tiny-model real-model
+.PHONY: demo demo-real test test-fast soak bench man lint clean tiny-model real-model
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
+
+# The main job on a real pretrained model (SmolLM2-135M-Instruct, arithmetic word problems; README, "On a real model").
+demo-real: $(STAMP) real-model
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo_real.py
 
 test: $(STAMP) real-model
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -n 2 -m "not soak"

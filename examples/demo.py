@@ -73,6 +73,17 @@ def evaluate(model: str, prompts: Path, out: Path, samples: int, max_tokens: int
              ["score", "-r", "tail", "-q"], out=out)
 
 
+def report(work: Path, before: Path, after: Path, started: float) -> None:
+    """Step 4: the before/after table (`er eval --compare --format md`), the plot, the run time."""
+    print("[4/4] before / after\n", flush=True)
+    plot = work / "accuracy_vs_length.png"
+    table = subprocess.run([*ER, "eval", "--compare", str(before), str(after), "--format", "md",
+                            "--plot", str(plot), "-q"], capture_output=True, check=True)
+    print(table.stdout.decode())
+    print(f"plot: {plot}\nrecords: {work}/before.jsonl, {work}/after.jsonl, {work}/metrics.jsonl")
+    print(f"total {time.monotonic() - started:.0f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(MODEL))
@@ -119,13 +130,7 @@ def main() -> None:
     after = work / "after.jsonl"
     evaluate(str(ckpt / "latest"), held_out, after, args.eval_samples, args.max_tokens)
 
-    print("[4/4] before / after\n", flush=True)
-    plot = work / "accuracy_vs_length.png"
-    table = subprocess.run([*ER, "eval", "--compare", str(before), str(after), "--format", "md",
-                            "--plot", str(plot), "-q"], capture_output=True, check=True)
-    print(table.stdout.decode())
-    print(f"plot: {plot}\nrecords: {work}/before.jsonl, {work}/after.jsonl, {work}/metrics.jsonl")
-    print(f"total {time.monotonic() - started:.0f} s")
+    report(work, before, after, started)
 
 
 if __name__ == "__main__":

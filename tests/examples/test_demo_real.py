@@ -1,0 +1,90 @@
+"""`make demo-real` (DLER on SmolLM2-135M-Instruct, arithmetic word problems): its problem set, its disk
+bound, and a heavily shrunk end-to-end run so the script cannot rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from arith_task import problems  # noqa: E402
+from demo_real import prune_steps  # noqa: E402
+from real_model import is_built, model_dir  # noqa: E402
+
+
+def test_problems_are_deterministic_by_seed_with_integer_answers_and_the_box_instruction():
+    a, b = problems(7, 50), problems(7, 50)
+    assert a == b and a != problems(8, 50)
+    assert len({r["id"] for r in a}) == 50
+    for r in a:
+        assert int(r["answer"]) >= 0 and r["prompt"].endswith("Put the final answer in \\boxed{}.")
+
+
+def test_the_answers_are_the_arithmetic_the_sentences_describe():
+    import re
+
+    for r in problems(3, 200):
+        n = [int(x) for x in re.findall(r"\d+", r["prompt"])]
+        text = r["prompt"]
+        if "boxes with" in text:
+            want = n[0] * n[1]
+        elif "bags with" in text:
+            want = n[0] * n[1] + n[2]
+        elif "gives" in text and "buys" in text:
+            want = n[0] + n[1] - n[2]
+        elif "gives away" in text:
+            want = n[0] - n[1]
+        else:
+            want = n[0] + n[1]
+        assert int(r["answer"]) == want, text
+
+
+def _step(ckpt: Path, n: int) -> None:
+    (ckpt / f"step-{n}").mkdir()
+    (ckpt / f"step-{n}" / "model.safetensors").write_bytes(b"x")
+
+
+def test_prune_keeps_the_newest_steps_up_to_latest_and_never_touches_newer_ones(tmp_path):
+    for n in (1, 2, 3, 4, 5):
+        _step(tmp_path, n)
+    (tmp_path / "latest").symlink_to("step-4")  # step-5 is being written or not yet linked
+    prune_steps(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-3", "step-4", "step-5"]
+    prune_steps(tmp_path, keep=1)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-4", "step-5"]
+    assert (tmp_path / "latest").resolve() == (tmp_path / "step-4").resolve()
+
+
+def test_prune_does_nothing_before_the_first_checkpoint(tmp_path):
+    _step(tmp_path, 1)
+    prune_steps(tmp_path, keep=1)
+    assert (tmp_path / "step-1").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_demo_real_runs_end_to_end_at_tiny_sizes(tmp_path):
+    if not is_built():
+        pytest.skip(f"the real model is not built at {model_dir()}: run `make real-model`")
+    work = tmp_path / "demo-real"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo_real.py"), "--workdir", str(work), "--steps", "2",
+         "--prompts-per-step", "4", "-G", "2", "--eval-problems", "8", "--eval-samples", "1", "--max-tokens", "16",
+         "--keep-last", "1", "--no-dynamic-sampling"],
+        capture_output=True, timeout=900, env=env)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert len(table) == 4 and table[2].startswith("| before |") and table[3].startswith("| after |")
+    assert "ckpt/latest" in table[3]
+    assert (work / "accuracy_vs_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    steps = sorted(p.name for p in (work / "ckpt").glob("step-*"))
+    assert len(steps) == 1 and (work / "ckpt" / "latest").resolve().name == steps[0]
+    assert len((work / "after.jsonl").read_bytes().splitlines()) == 8
