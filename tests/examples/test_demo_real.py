@@ -67,7 +67,7 @@ def test_prune_does_nothing_before_the_first_checkpoint(tmp_path):
     assert (tmp_path / "step-1").is_dir()
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # minutes of CPU on the real model: `make soak`
 @pytest.mark.real
 def test_demo_real_runs_end_to_end_at_tiny_sizes(tmp_path):
     if not is_built():
