@@ -293,7 +293,7 @@ class Trainer:
             t = torch.tensor([tokens], dtype=torch.long, device=self.device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
             tokens = int(t.item())
-        if self.rank == 0:
+        if self.rank == 0 and _stderr_is_tty():  # scripts see errors and the summary only (one-line errors)
             log(f"er update: --max-tokens-per-micro-batch auto: {tokens} tokens "
                 f"(~{per_token / 2**20:.2f} MiB of activations per token)")
         return tokens
@@ -604,6 +604,10 @@ class Trainer:
         loss = per.sum() * weight
         n = 0 if weight == 0 else len(per)
         return loss, (float(per.detach().sum()) if n else 0.0, n)
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
 
 
 def _jsonable(x):

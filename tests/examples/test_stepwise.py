@@ -54,7 +54,7 @@ def test_steps_chain_from_the_previous_checkpoint_and_a_finished_step_is_not_red
     redo = make(MAKEFILE, tmp_path, "steps=2", **v).stdout
     assert "step 2: discarding ckpt/step-2" in redo and "step 1:" not in redo
     assert [m["step"] for m in rollouts(tmp_path / "runs" / "step-2" / "metrics.jsonl")] == [2]
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-1", "step-2"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-1", "step-2", "trainer-state"]
 
 
 def test_make_C_reads_relative_paths_from_and_writes_into_the_callers_directory(tiny_vars, tmp_path):

@@ -51,11 +51,12 @@ def test_an_object_or_list_group_id_is_a_data_error_at_its_line(tmp_path, gid):
 def test_plot_and_markdown_into_an_unwritable_place_or_a_full_disk_are_one_line(tmp_path):
     rows = jsonl([sample_record("a", 0, 1, **SCORED)])
     full = full_device(tmp_path)
-    for flags in (("--plot",), ("--format", "md", "-o")):
-        one_line(run_er("eval", *flags, "/proc/self/x", input=rows), 2, "cannot write here")
-        one_line(run_er("eval", *flags, str(tmp_path / "no" / "x"), input=rows), 2, "cannot write here")
-        one_line(run_er("eval", *flags, full, input=rows), 1, "No space left")
-    assert list(p.name for p in tmp_path.iterdir()) == ["full"]
+    os.symlink(full, tmp_path / "full.png")  # --plot takes its format from the name's extension
+    for flags, ext in ((("--plot",), ".png"), (("--format", "md", "-o"), "")):
+        one_line(run_er("eval", *flags, "/proc/self/x" + ext, input=rows), 2, "cannot write here")
+        one_line(run_er("eval", *flags, str(tmp_path / "no" / "x") + ext, input=rows), 2, "cannot write here")
+        one_line(run_er("eval", *flags, full + ext, input=rows), 1, "No space left")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "full.png"]
 
 
 def test_a_bad_row_inside_a_group_is_reported_at_its_own_line(tmp_path):

@@ -53,6 +53,7 @@ def test_less_memory_means_smaller_micro_batches_within_the_clamps():
 def test_the_trainer_takes_auto_from_free_memory_and_logs_it(tiny_model, tmp_path, monkeypatch, capsys):
     from er.train.trainer import Trainer, UpdateConfig
 
+    monkeypatch.setattr("er.train.trainer._stderr_is_tty", lambda: True)  # logged on a terminal only
     monkeypatch.setattr(batching, "available_memory", lambda device: 64 << 30)
     roomy = Trainer(tiny_model, str(tmp_path / "a"), UpdateConfig())
     assert "--max-tokens-per-micro-batch auto: " in capsys.readouterr().err
