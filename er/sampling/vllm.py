@@ -56,18 +56,6 @@ def kv_bytes_per_token(config, dtype_bytes: int = 4) -> int:
     return 2 * text.num_hidden_layers * kv_heads * head_dim * dtype_bytes
 
 
-def available_memory() -> int:
-    """MemAvailable of /proc/meminfo (bytes); the physical memory where that file does not exist."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def cpu_kv_cache(per_token: int, model_context: int, max_model_len: int | None, max_tokens: int,
                  available: int) -> tuple[int, int, str | None]:
     """(max_model_len, kv_cache_bytes, note) for vLLM on CPU.
@@ -121,12 +109,13 @@ class VLLMBackend:
             from transformers import AutoConfig
 
             from er.io import log
+            from er.train.batching import available_memory
 
             config = AutoConfig.from_pretrained(model_path)
             model_context = getattr(getattr(config, "text_config", None) or config, "max_position_embeddings", None)
             max_model_len, kv_cache_memory_bytes, note = cpu_kv_cache(
                 kv_bytes_per_token(config), model_context or max_model_len or 4096, max_model_len, max_tokens,
-                available_memory())
+                available_memory("cpu"))
             if note:
                 log(f"er sample: {note}")
         if max_model_len:
