@@ -92,7 +92,8 @@ def _bad_text(line: bytes) -> str:
     return text if len(text) <= 2000 else text[:2000] + f"... ({len(line)} bytes)"
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it: set it straight back)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -123,7 +124,7 @@ class OutputFile:
                 self.file: IO[bytes] = open(self.final, "wb", buffering=_BUFFER)
                 return
             fd, self.tmp = tempfile.mkstemp(prefix=".er-", suffix=".tmp", dir=os.path.dirname(self.final))
-            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~current_umask())
         except OSError as exc:
             raise UsageError(f"{flag} {path}: cannot write here ({exc.strerror or exc})") from None
         self.file = os.fdopen(fd, "wb", buffering=_BUFFER)

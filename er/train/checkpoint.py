@@ -35,6 +35,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from er.io import current_umask
+
 STATE_DIR = "trainer-state"
 STATE_JSON = "er_state.json"
 STATE_TENSORS = "er_state.safetensors"
@@ -99,10 +101,20 @@ def _state_file(path: str, name: str) -> str | None:
 
 def _make_tmp(parent: str, step: int) -> str:
     tmp = tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is an ordinary directory
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a checkpoint is an ordinary directory
     return tmp
+
+
+def _ordinary_modes(path: str) -> None:
+    """Give every file under `path` the mode the umask gives a new file.
+
+    save_pretrained writes its weights through a private temporary file (mode 0600), so another
+    user's sampler or evaluator on a shared machine could not read the checkpoint.
+    """
+    mode = 0o666 & ~current_umask()
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            os.chmod(os.path.join(root, name), mode)
 
 
 def _install(tmp: str, final: str) -> None:
@@ -149,6 +161,7 @@ def save_checkpoint(model: Any, tokenizer: Any, out_dir: str, step: int, extra_s
         meta["step"] = int(step)
         with open(os.path.join(tmp_state, STATE_JSON), "w") as f:
             json.dump(meta, f)
+        _ordinary_modes(tmp_state)
         _fsync_tree(tmp_state)
         tmp = _make_tmp(out_dir, step)
         kwargs = {"safe_serialization": True}
@@ -157,6 +170,7 @@ def save_checkpoint(model: Any, tokenizer: Any, out_dir: str, step: int, extra_s
         model.save_pretrained(tmp, **kwargs)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        _ordinary_modes(tmp)
         _fsync_tree(tmp)
         _install(tmp_state, os.path.join(states, name))
         tmp_state = None

@@ -56,6 +56,21 @@ def test_a_step_dir_holds_only_what_a_model_loader_reads(tiny_model, tmp_path):
     assert names == set(os.listdir(plain))
 
 
+def test_checkpoint_files_get_the_umask_mode_so_other_users_can_load_them(tiny_model, tmp_path):
+    """save_pretrained alone leaves the weights 0600; a sampler run by another user could not read them."""
+    model, tok = _load(tiny_model)
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(model, tok, str(tmp_path / "ck"), 1, {"tensors": {"t": torch.ones(1)}})
+    finally:
+        os.umask(old)
+    state = os.path.join(str(tmp_path / "ck"), "trainer-state", "step-1")
+    for folder in (path, state):
+        assert os.stat(folder).st_mode & 0o777 == 0o755
+        for name in os.listdir(folder):
+            assert os.stat(os.path.join(folder, name)).st_mode & 0o777 == 0o644, name
+
+
 def test_resume_reads_a_checkpoint_of_the_earlier_layout(tiny_model, tmp_path, capsys):
     """State files inside step-N (er before the trainer-state tree) still resume, with a hint on moving them."""
     rows = _pg_rows(4)
