@@ -1,8 +1,15 @@
 """The only code that touches stdin, stdout and record files.
 
-Input: positional files or `-` (stdin). The format is detected from the first bytes: Arrow IPC stream
-(continuation marker 0xFFFFFFFF) or file (`ARROW1`), Parquet (`PAR1` or `.parquet`), else JSONL;
-gzip and zstd are decompressed transparently (by magic bytes, so `.gz`/`.zst` from stdin work too).
+Input: positional files or `-` (stdin). The format is detected from the first bytes, whatever the
+name: Arrow IPC stream (continuation marker 0xFFFFFFFF) or file (`ARROW1`), Parquet (`PAR1`, or a
+`.parquet` name), else JSONL; gzip and zstd are decompressed transparently (by magic bytes, so
+`.gz`/`.zst` from stdin work too). Parquet needs its footer, so from a pipe, a FIFO or a compressed
+file it is spooled to a temporary file in $TMPDIR (copied in blocks, deleted after); a regular file is
+read in place. A directory is read when it is a `datasets` `save_to_disk` directory (the Arrow shards
+listed in its `state.json`, in order, rows numbered across shards); a `DatasetDict` directory or any
+other is a usage error that says what to pass. A JSON array, a pretty-printed JSON object or a CSV/TSV
+file stops at its first line with the command that converts it to JSONL (`er.input_formats`), even
+with `--rejects`: a whole file in another format is not a bad row among good ones.
 
 Output: stdout or `-o FILE`, `--format jsonl|arrow`. A regular file or a new name is written to a
 temporary name and renamed on success (a failure never leaves a half-written file under the final
@@ -27,11 +34,12 @@ import stat
 import sys
 import tempfile
 from collections import Counter
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Generator, Iterable, Iterator
 
 import orjson
 
 from er.errors import ErError, OutputError, PipeClosed, UsageError
+from er.input_formats import dataset_shards, json_array, not_jsonl, spooled
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
@@ -85,6 +93,31 @@ def _decompressed(f: io.BufferedReader) -> io.BufferedReader:
 
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(f), _BUFFER)  # type: ignore[arg-type]
     return f
+
+
+def _parquet_source(path: str, raw: io.BufferedReader, f: io.BufferedReader, source: str) -> str | IO[bytes]:
+    """What pyarrow can read Parquet from: a regular file directly (by name, or stdin redirected
+    from one, read from its start), anything else (a pipe, a FIFO, decompressed bytes) spooled."""
+    if f is raw:
+        try:
+            regular = stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+        except (AttributeError, OSError, ValueError):  # stdin replaced by an embedding program
+            regular = False
+        if regular and path != "-":
+            raw.close()
+            return path
+        if regular and raw.tell() == 0:
+            return raw
+    return spooled(f, source)
+
+
+def _not_jsonl(line: bytes, path: str, source: str, lineno: int, parsed: object = None,
+               error: orjson.JSONDecodeError | None = None) -> None:
+    """Stop when the first row shows a whole file in another format (JSON array, pretty JSON, CSV),
+    saying how to convert it; `--rejects` does not apply: that is no bad row among good ones."""
+    why = not_jsonl(line, path, parsed, error)
+    if why is not None:
+        raise ErError(why, source, lineno)
 
 
 def _bad_text(line: bytes) -> str:
@@ -219,30 +252,35 @@ class RecordStream:
         self._rejects_path = rejects
         self._rejects: OutputFile | None = None
         self.writer = RecordWriter(output, fmt, arrow_schema=arrow_schema, arrow_nested=arrow_nested)
-        self.eager_flush = any(p == "-" or not os.path.isfile(p) for p in self.inputs)
+        # a pipe or FIFO may feed a live pipeline; files and dataset directories are read at disk speed
+        self.eager_flush = any(p == "-" or not (os.path.isfile(p) or os.path.isdir(p)) for p in self.inputs)
 
     # ---- reading ---------------------------------------------------------------------------
     def records(self) -> Iterator[Row]:
         """Every record of every input, in order. Malformed rows are rejected (see `reject`)."""
         for path in self.inputs:
             source = "<stdin>" if path == "-" else path
-            if path.endswith(".parquet"):
-                yield from self._read_parquet(path, source)
+            if path != "-" and os.path.isdir(path):
+                yield from self._read_dataset_dir(path)
                 continue
-            f = _decompressed(_peekable(_open_binary(path)))
+            raw = _peekable(_open_binary(path))
+            f = _decompressed(raw)
             head = f.peek(8)[:8]
             if head[:4] == _ARROW_STREAM or head[:6] == _ARROW_FILE:
                 yield from self._read_arrow(f, source, file_format=head[:6] == _ARROW_FILE)
-            elif head[:4] == _PARQUET:
-                yield from self._read_parquet(path, source)
+            elif head[:4] == _PARQUET or path.endswith(".parquet"):
+                yield from self._read_parquet(_parquet_source(path, raw, f, source), source)
             else:
-                yield from self._read_jsonl(f, source)
+                yield from self._read_jsonl(f, source, path)
 
-    def _read_jsonl(self, f: IO[bytes], source: str) -> Iterator[Row]:
+    def _read_jsonl(self, f: io.BufferedReader, source: str, path: str) -> Iterator[Row]:
         # Blocks are split into lines in C; a line longer than the limit is skipped block by block
         # and rejected with its size, so memory stays bounded by the limit, whatever the input.
+        # The first non-blank line (row `first`) is where a file in another format shows: see _not_jsonl.
         limit = self.max_line_bytes
         loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        first = self.n_in + 1
+        array_start = first if f.peek(64).lstrip()[:1] == b"[" else 0  # a one-line array may be oversized
         lineno = 0
         pending = b""
         skipped = -1  # bytes of an oversized line being skipped, -1 when not skipping
@@ -252,7 +290,7 @@ class RecordStream:
             if not block:
                 if skipped >= 0:
                     lineno += 1
-                    self._oversized(source, lineno, skipped + len(pending), limit)
+                    self._oversized(source, lineno, skipped + len(pending), limit, array_start, path)
                     return
                 lines = [pending] if pending else []
             else:
@@ -262,7 +300,7 @@ class RecordStream:
                         skipped += len(block)
                         continue
                     lineno += 1
-                    self._oversized(source, lineno, skipped + cut, limit)
+                    self._oversized(source, lineno, skipped + cut, limit, array_start, path)
                     skipped = -1
                     block = block[cut + 1:]
                 lines = block.split(b"\n")
@@ -273,7 +311,7 @@ class RecordStream:
             for line in lines:
                 lineno += 1
                 if len(line) > limit:
-                    self._oversized(source, lineno, len(line), limit)
+                    self._oversized(source, lineno, len(line), limit, array_start, path)
                     continue
                 if not line or line.isspace():
                     continue
@@ -281,24 +319,31 @@ class RecordStream:
                 try:
                     record = loads(line)
                 except JSONDecodeError as exc:
+                    if self.n_in == first:
+                        _not_jsonl(line, path, source, lineno, error=exc)
                     self.reject(source, lineno, f"malformed JSON: {exc}", _bad_text(line))
                     continue
                 if type(record) is not dict:
+                    if self.n_in == first:
+                        _not_jsonl(line, path, source, lineno, parsed=record)
                     self.reject(source, lineno, f"expected a JSON object, got {type(record).__name__}", record)
                     continue
                 yield source, lineno, record
             if not block:
                 return
 
-    def _oversized(self, source: str, lineno: int, size: int, limit: int) -> None:
+    def _oversized(self, source: str, lineno: int, size: int, limit: int, array_start: int, path: str) -> None:
         self.n_in += 1
+        if self.n_in == array_start:  # a whole JSON array on one line, too long to read as a row
+            raise ErError(f"{json_array(path)} (its one line is {size} bytes)", source, lineno)
         self.reject(source, lineno, f"line of {size} bytes is over --max-line-bytes {limit}", None)
 
-    def _read_arrow(self, f: IO[bytes], source: str, file_format: bool) -> Iterator[Row]:
+    def _read_arrow(self, f: IO[bytes], source: str, file_format: bool, row: int = 0,
+                    what: str = "Arrow stream") -> Generator[Row, None, int]:
+        """Rows after `row` (rows already read from `source`); returns the last row number."""
         import pyarrow as pa
         import pyarrow.ipc
 
-        row = 0
         try:
             if file_format:
                 reader = pa.ipc.open_file(pa.py_buffer(f.read()))
@@ -312,24 +357,36 @@ class RecordStream:
                     yield source, row, record
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             self.n_in += 1
-            self.reject(source, row + 1, f"Arrow stream cut short or invalid after row {row}: {exc}", None)
+            self.reject(source, row + 1, f"{what} cut short or invalid after row {row}: {exc}", None)
+        return row
 
-    def _read_parquet(self, path: str, source: str) -> Iterator[Row]:
+    def _read_dataset_dir(self, path: str) -> Iterator[Row]:
+        """A `datasets` save_to_disk directory: its Arrow shards in order, rows numbered across them
+        (row N is the dataset's index N-1)."""
+        row = 0
+        for shard in dataset_shards(path):
+            with open(shard, "rb", buffering=_BUFFER) as f:
+                file_format = f.peek(6)[:6] == _ARROW_FILE
+                row = yield from self._read_arrow(f, path, file_format, row, f"Arrow shard {os.path.basename(shard)}")
+
+    def _read_parquet(self, parquet: str | IO[bytes], source: str) -> Iterator[Row]:
+        """`parquet`: a path, or a seekable file (closed here: a spooled copy is deleted on close)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         row = 0
         try:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            for batch in pq.ParquetFile(parquet).iter_batches(batch_size=4096):
                 for record in batch.to_pylist():
                     row += 1
                     self.n_in += 1
                     yield source, row, record
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
         except (pa.ArrowInvalid, OSError) as exc:
             self.n_in += 1
             self.reject(source, row + 1, f"Parquet file invalid after row {row}: {exc}", None)
+        finally:
+            if not isinstance(parquet, str):
+                parquet.close()
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def reject(self, source: str, line: int | None, error: str, record: Any) -> None:
