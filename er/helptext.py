@@ -119,7 +119,7 @@ ENVIRONMENT = [("HF_HUB_OFFLINE", "1: never download; models and datasets come f
                ("RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT",
                 "set by `torchrun` / `accelerate launch`: `er update` trains distributed, rank 0 reads the stream")]
 
-FILES = [("FILE.jsonl, FILE.arrow, FILE.parquet (.gz, .zst)", "record streams read and written (stdin/stdout by default)"),
+FILES = [("FILE.jsonl, FILE.arrow, FILE.parquet (.gz, .zst)", "record streams read and written (stdin/stdout by default); a datasets save_to_disk directory is read too"),
          ("--rejects FILE", "bad rows kept aside as {source, line, error, record}"),
          ("DIR/step-N, DIR/latest", "`er update` checkpoints: Hugging Face save_pretrained directories; latest is a relative symlink to the newest"),
          ("--state FILE", "`er score`: the history of stateful rewards (HAPO)"),
