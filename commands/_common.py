@@ -9,7 +9,7 @@ import typer
 from er.io import RecordStream
 
 Inputs = Annotated[Optional[list[str]], typer.Argument(help="Input files (JSONL, Arrow, Parquet; .gz/.zst) or datasets save_to_disk directories; '-' or none for stdin.", show_default=False)]
-Output = Annotated[Optional[str], typer.Option("-o", "--output", help="Write here instead of stdout (atomically: temp file, then rename).")]
+Output = Annotated[Optional[str], typer.Option("-o", "--output", help="Write here instead of stdout: a file through a temporary name renamed on success (after a failure or Ctrl-C, FILE is as it was); a FIFO or device is written into.")]
 Format = Annotated[str, typer.Option("--format", help="Output format: jsonl or arrow.")]
 Rejects = Annotated[Optional[str], typer.Option("--rejects", help="Keep going past bad rows and write them here as {source, line, error, record}.")]
 MaxLineBytes = Annotated[int, typer.Option("--max-line-bytes", help="Reject JSONL lines longer than this.")]

@@ -8,10 +8,13 @@
 #
 #     er sample -m MODEL --watch CKPT --loop --limit STEPS*PROMPTS_PER_STEP ... \
 #       | er score -r REWARD | er advantage -e ESTIMATOR --batch-groups PROMPTS_PER_STEP \
-#       | er update -m MODEL --out CKPT --resume --batch-size PROMPTS_PER_STEP*G --save-every 1 > METRICS
+#       | er update -m MODEL --out CKPT --resume --batch-size PROMPTS_PER_STEP*G --save-every 1 \
+#           --keep-last KEEP_LAST > METRICS
 #
 # `er update` writes CKPT/step-K after every step; `er sample --watch` switches to it between chunks
-# of PROMPTS_PER_STEP prompts, and the behaviour log-probs in each record correct the lag.
+# of PROMPTS_PER_STEP prompts, and the behaviour log-probs in each record correct the lag. Only the
+# KEEP_LAST newest checkpoints stay (default 2; KEEP_LAST= keeps all): an older one is removed once a
+# newer one is complete, never `latest`'s target, and a sampler still loading a removed one moves on.
 #
 # Stopping: the sampler stops after STEPS*PROMPTS_PER_STEP prompts (--limit), every later stage ends
 # when its input does, so the pipe takes STEPS steps (fewer when DYNAMIC_SAMPLING drops groups) and
@@ -23,7 +26,7 @@
 # STEPS, G, PROMPTS_PER_STEP, MAX_TOKENS, TEMPERATURE, BACKEND, SEED, REWARD (space-separated
 # NAME[:k=v]), SCORE_ARGS, ESTIMATOR, DYNAMIC_SAMPLING (1 = on), ADVANTAGE_ARGS, LOSS, LR, CLIP_LOW,
 # CLIP_HIGH, KL_COEF, UPDATE_ARGS, SAMPLE_ARGS, TORCHRUN (e.g. "torchrun --nproc-per-node 8"),
-# ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout).
+# KEEP_LAST, ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout).
 set -euo pipefail
 
 : "${MODEL:?set MODEL=<model dir or Hub name>}"
@@ -31,7 +34,7 @@ STEPS=${STEPS:-20} G=${G:-8} PROMPTS_PER_STEP=${PROMPTS_PER_STEP:-16} MAX_TOKENS
 TEMPERATURE=${TEMPERATURE:-1.0} BACKEND=${BACKEND:-auto} SEED=${SEED:-0}
 REWARD=${REWARD:-dler:L_T=$MAX_TOKENS} ESTIMATOR=${ESTIMATOR:-grpo}
 LOSS=${LOSS:-grpo} LR=${LR:-1e-6} CLIP_LOW=${CLIP_LOW:-0.2} CLIP_HIGH=${CLIP_HIGH:-0.28} KL_COEF=${KL_COEF:-0}
-ER=${ER:-er} CKPT=${CKPT:-ckpt} METRICS=${METRICS:-/dev/stdout}
+ER=${ER:-er} CKPT=${CKPT:-ckpt} METRICS=${METRICS:-/dev/stdout} KEEP_LAST=${KEEP_LAST-2}
 
 if [[ -n "${DATASET:-}" ]]; then
   source=(--dataset "$DATASET" ${PRESET:+--preset "$PRESET"} ${SPLIT:+--split "$SPLIT"})
@@ -54,7 +57,8 @@ $ER sample -m "$MODEL" --watch "$CKPT" "${source[@]}" --loop --limit $((STEPS * 
       ${ADVANTAGE_ARGS:-} -q \
   | "${update[@]}" -m "$MODEL" --out "$CKPT" --resume --loss "$LOSS" --lr "$LR" \
       --batch-size $((PROMPTS_PER_STEP * G)) --clip-low "$CLIP_LOW" --clip-high "$CLIP_HIGH" \
-      --kl-coef "$KL_COEF" --seed "$SEED" --save-every 1 ${UPDATE_ARGS:-} -q > "$METRICS" &
+      --kl-coef "$KL_COEF" --seed "$SEED" --save-every 1 ${KEEP_LAST:+--keep-last "$KEEP_LAST"} \
+      ${UPDATE_ARGS:-} -q > "$METRICS" &
 set +m
 group=$(jobs -p %1)
 

@@ -56,6 +56,14 @@ def test_steps_chain_from_the_previous_checkpoint_and_a_finished_step_is_not_red
     assert [m["step"] for m in rollouts(tmp_path / "runs" / "step-2" / "metrics.jsonl")] == [2]
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-1", "step-2", "trainer-state"]
 
+    # KEEP_LAST (default 2 at one optimizer step per make step): step 3 removes step-1, latest resolves
+    assert "--keep-last 2" in make(MAKEFILE, tmp_path, "-n", "step", "STEP=3", **v).stdout
+    make(MAKEFILE, tmp_path, "steps=3", **v)
+    ckpt = tmp_path / "ckpt"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-2", "step-3", "trainer-state"]
+    assert sorted(p.name for p in (ckpt / "trainer-state").iterdir()) == ["step-2", "step-3"]
+    assert os.readlink(ckpt / "latest") == "step-3" and (ckpt / "latest" / "config.json").exists()
+
 
 def test_make_C_reads_relative_paths_from_and_writes_into_the_callers_directory(tiny_vars, tmp_path):
     caller = tmp_path / "work"
@@ -77,3 +85,15 @@ def test_missing_model_or_prompts_is_a_usage_error(tmp_path):
     proc = subprocess.run(["make", "-f", str(MAKEFILE), "steps=1", "PROMPTS=p.jsonl"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "set MODEL=" in proc.stderr
+
+
+def test_a_keep_last_that_would_remove_the_checkpoint_a_redo_needs_is_a_usage_error(tmp_path):
+    # 4 prompts x G=8 in batches of 8 samples: 4 optimizer steps per make step, so KEEP_LAST must be >= 5
+    args = ["make", "-f", str(MAKEFILE), "steps=1", "MODEL=m", "PROMPTS=p.jsonl", "PROMPTS_PER_STEP=4", "G=8",
+            "BATCH_SIZE=8"]
+    proc = subprocess.run([*args, "KEEP_LAST=4"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "KEEP_LAST must be more than the 4 optimizer steps" in proc.stderr
+    dry = subprocess.run([*args, "-n"], cwd=tmp_path, capture_output=True, text=True)
+    assert "--keep-last 5" in dry.stdout, dry.stderr
+    dry = subprocess.run([*args, "-n", "KEEP_LAST="], cwd=tmp_path, capture_output=True, text=True)
+    assert "--keep-last" not in dry.stdout and "er update" in dry.stdout, dry.stderr
