@@ -13,7 +13,11 @@ Worker -> parent: `{"ok": true, ...}` or `{"error": "one line"}`; generate answe
 
 Reload (`er sample --watch`) swaps the weights in place: every worker's `reload_weights(weights_path=)`
 through `LLM.collective_rpc` (vLLM 0.32's in-place reload, the engine and its compiled graphs stay), then
-`reset_prefix_cache()`, since cached prefix KV blocks were computed with the old weights.
+`reset_prefix_cache()`, since cached prefix KV blocks were computed with the old weights. On CPU, vLLM
+0.32's reload leaves a stale copy behind: the LM head's GEMM kernel packs its weight once at load, and
+with tied embeddings (SmolLM2, Qwen2-0.5B, Llama-3.2-1B) no checkpoint tensor reloads the head, so it kept
+computing logits with the old embedding matrix while the rest of the model was new. `ReloadExtension`
+(a vLLM `worker_extension_cls`) repacks every vocabulary embedding's kernel after the reload.
 
 `LLM.generate` gets token-id prompts and one `SamplingParams(n, max_tokens, seed, logprobs=0,
 stop_token_ids, skip_special_tokens=False, extra_args)` per request; vLLM gives sample k of a request
@@ -66,6 +70,30 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
         return apply
 
 
+class ReloadExtension:
+    """Methods added to each vLLM worker (`worker_extension_cls`), called through `LLM.collective_rpc`."""
+
+    def er_reload_weights(self, weights_path: str) -> None:
+        self.reload_weights(weights_path=weights_path)  # type: ignore[attr-defined]
+        repack_vocab_kernels(self.model_runner.get_model())  # type: ignore[attr-defined]
+
+
+def repack_vocab_kernels(model) -> int:
+    """Rebuild the CPU GEMM kernels of the embedding/LM-head layers from their current weights.
+
+    Those layers keep their weight (vLLM packs a copy for the CPU kernel: `cpu_linear`), so repacking
+    after a reload is always safe; on GPUs there is no packed copy and nothing to do. Returns the count.
+    """
+    from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
+
+    n = 0
+    for module in model.modules():
+        if isinstance(module, VocabParallelEmbedding) and hasattr(module, "cpu_linear"):
+            module.quant_method.process_weights_after_loading(module)
+            n += 1
+    return n
+
+
 def _send(out, message: dict) -> None:
     import orjson
 
@@ -104,13 +132,14 @@ def main() -> None:
             if op == "init":
                 from vllm import LLM
 
-                llm = LLM(logits_processors=["er.sampling.vllm_worker:StopScaleProcessor"], **msg)
+                llm = LLM(logits_processors=["er.sampling.vllm_worker:StopScaleProcessor"],
+                          worker_extension_cls="er.sampling.vllm_worker.ReloadExtension", **msg)
                 _send(proto_out, {"ok": True})
             elif op == "reload":
                 import time
 
                 t0 = time.perf_counter()
-                llm.collective_rpc("reload_weights", kwargs={"weights_path": msg["path"]})
+                llm.collective_rpc("er_reload_weights", kwargs={"weights_path": msg["path"]})
                 llm.reset_prefix_cache()
                 _send(proto_out, {"ok": True, "seconds": time.perf_counter() - t0})
             elif op == "generate":

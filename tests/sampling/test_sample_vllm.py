@@ -109,3 +109,34 @@ def test_vllm_many_seeded_prompts_in_one_chunk(engine, tokenizer):
     prompts = [{"id": str(i), "prompt": " ".join(str(rng.randint(0, 9999)) for _ in range(40))} for i in range(64)]
     recs = run(engine, tokenizer, prompts, n=4, max_tokens=3, seed=9)
     assert len(recs) == 256 and [x["group_id"] for x in recs[::4]] == [p["id"] for p in prompts]
+
+
+def test_reload_in_place_samples_from_the_new_weights_tied_embeddings_included(engine, tokenizer, tiny_model,
+                                                                              tmp_path):
+    """The tiny model ties its LM head to the embeddings, as SmolLM2 does: vLLM's CPU reload alone left
+    the head's packed kernel on the old matrix, so samples came from a mix of the two checkpoints."""
+    import os
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    changed = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    with torch.no_grad():
+        changed.get_input_embeddings().weight.mul_(3.0)  # the LM head too: they are one tensor
+    changed.save_pretrained(tmp_path / "changed")
+    pid = engine.proc.pid
+
+    def gap(model):
+        recs = run(engine, tokenizer, PROMPTS[:2], n=2, max_tokens=8, seed=5, logprobs=True)
+        return max(max(abs(a - b) for a, b in zip(
+            teacher_forced_logprobs(model, rendered(tokenizer, p["prompt"]), x["token_ids"]), x["logprobs"]))
+            for x, p in zip(recs, [p for p in PROMPTS[:2] for _ in range(2)]))
+
+    original = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    try:
+        engine.reload(str(tmp_path / "changed"))
+        assert gap(changed) < 1e-3
+        assert engine.proc.pid == pid  # the same engine, not a restart
+    finally:
+        engine.reload(os.path.abspath(tiny_model))  # the module's other tests use the original weights
+    assert gap(original) < 1e-3
