@@ -36,18 +36,18 @@ MODEL = HERE / "tiny-reasoner"
 TASK = "compare"
 
 
-def er(*args: str, stdin=None, stdout=None) -> subprocess.Popen:
-    return subprocess.Popen([*ER, *args], stdin=stdin, stdout=stdout)
+def er(*args: str, stdin=None, stdout=None, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([*ER, *args], stdin=stdin, stdout=stdout, env=env)
 
 
-def run_pipe(*stages: list[str], out: Path) -> None:
-    """stage1 | stage2 | ... > out, every process checked."""
+def run_pipe(*stages: list[str], out: Path, env: dict | None = None) -> None:
+    """stage1 | stage2 | ... > out, every process checked (`env`: the environment of every stage)."""
     procs = []
     with open(out, "wb") as sink:
         prev = None
         for i, args in enumerate(stages):
             last = i == len(stages) - 1
-            p = er(*args, stdin=prev.stdout if prev else None, stdout=sink if last else subprocess.PIPE)
+            p = er(*args, stdin=prev.stdout if prev else None, stdout=sink if last else subprocess.PIPE, env=env)
             if prev is not None:
                 prev.stdout.close()
             procs.append(p)

@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
 
 from arith_task import problems  # noqa: E402
-from demo_real import prune_steps  # noqa: E402
 from real_model import is_built, model_dir  # noqa: E402
 
 
@@ -45,28 +44,6 @@ def test_the_answers_are_the_arithmetic_the_sentences_describe():
         assert int(r["answer"]) == want, text
 
 
-def _step(ckpt: Path, n: int) -> None:
-    (ckpt / f"step-{n}").mkdir()
-    (ckpt / f"step-{n}" / "model.safetensors").write_bytes(b"x")
-
-
-def test_prune_keeps_the_newest_steps_up_to_latest_and_never_touches_newer_ones(tmp_path):
-    for n in (1, 2, 3, 4, 5):
-        _step(tmp_path, n)
-    (tmp_path / "latest").symlink_to("step-4")  # step-5 is being written or not yet linked
-    prune_steps(tmp_path, keep=2)
-    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-3", "step-4", "step-5"]
-    prune_steps(tmp_path, keep=1)
-    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-4", "step-5"]
-    assert (tmp_path / "latest").resolve() == (tmp_path / "step-4").resolve()
-
-
-def test_prune_does_nothing_before_the_first_checkpoint(tmp_path):
-    _step(tmp_path, 1)
-    prune_steps(tmp_path, keep=1)
-    assert (tmp_path / "step-1").is_dir()
-
-
 @pytest.mark.soak  # minutes of CPU on the real model: `make soak`
 @pytest.mark.real
 def test_demo_real_runs_end_to_end_at_tiny_sizes(tmp_path):
@@ -85,6 +62,7 @@ def test_demo_real_runs_end_to_end_at_tiny_sizes(tmp_path):
     assert len(table) == 4 and table[2].startswith("| before |") and table[3].startswith("| after |")
     assert "ckpt/latest" in table[3]
     assert (work / "accuracy_vs_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    steps = sorted(p.name for p in (work / "ckpt").glob("step-*"))
+    steps = sorted(p.name for p in (work / "ckpt").glob("step-*"))  # er update --keep-last 1
     assert len(steps) == 1 and (work / "ckpt" / "latest").resolve().name == steps[0]
+    assert os.listdir(work / "ckpt" / "trainer-state") == steps
     assert len((work / "after.jsonl").read_bytes().splitlines()) == 8

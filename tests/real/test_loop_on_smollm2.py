@@ -157,13 +157,14 @@ def children(pid: int) -> set[int]:
 
 @pytest.mark.vllm
 def test_watch_on_vllm_reloads_a_new_step_in_place_and_samples_from_it(loop, real_model):
-    """`er sample --backend vllm --watch` with default engine flags follows `er update`'s new step without
+    """`er sample --backend vllm --watch` with default engine flags (a small --chunk: reloads happen between
+    chunks) follows `er update`'s new step without
     restarting the engine, and the records after the reload come from the new weights."""
     ckpt = loop / "ckpt"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     sampler = subprocess.Popen([*ER, "sample", "--backend", "vllm", "--watch", str(ckpt), "--loop",
                                 str(loop / "prompts.jsonl"), "-n", "2", "--max-tokens", "12", "--seed", "0",
-                                "--logprobs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                "--logprobs", "--chunk", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = Lines(sampler.stdout)
     try:
         first = out.wait_for(lambda r: True, timeout=600)
