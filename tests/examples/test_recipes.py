@@ -112,3 +112,20 @@ def test_trl_bridge_runs_grpotrainer_steps_with_the_er_reward(tiny, tmp_path):
     assert "'rewards/er_dler/mean': '0'" in proc.stdout + proc.stderr
     assert "'epoch': '2'" in proc.stdout + proc.stderr  # 2 steps of 2 prompts (the fixture has 3)
     assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+
+
+def test_trl_bridge_sends_text_prompts_as_conversations_for_the_chat_template_unless_told_not_to(tmp_path):
+    """As `er sample` does: GRPOTrainer applies the chat template only to conversational prompts."""
+    sys.path.insert(0, str(RECIPES / "trl-bridge"))
+    from train import load_prompts
+
+    src = tmp_path / "prompts.jsonl"
+    src.write_text('{"prompt": "What is 2 + 3?", "answer": "5"}\n{"prompt": "What is 4 - 1?", "answer": 3}\n')
+    chat = load_prompts(str(src), None, None, None, chat=True)
+    assert list(chat["prompt"]) == [[{"role": "user", "content": "What is 2 + 3?"}],
+                                    [{"role": "user", "content": "What is 4 - 1?"}]]
+    assert list(chat["answer"]) == ["5", "3"]
+    assert list(load_prompts(str(src), None, None, None, chat=False)["prompt"]) == ["What is 2 + 3?", "What is 4 - 1?"]
+    # a preset that already builds a conversation keeps it either way (a messages prompt is always templated)
+    preset = load_prompts(str(GSM8K), "gsm8k", None, 1, chat=False)
+    assert preset["prompt"][0][-1]["role"] == "user"

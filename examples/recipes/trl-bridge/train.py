@@ -14,6 +14,10 @@ rewards centred per group and scaled over the batch (scale_rewards="batch", clos
 batch-wise whitening; TRL has no token weighting), PROMPTS_PER_STEP prompts per optimizer step.
 Departures from the `er` recipe: no dynamic sampling (TRL has no group filter), GSM8K instead of
 DeepScaleR, and completions capped at L_T tokens (max_completion_length).
+
+Chat templates as in `er sample`: when the tokenizer has one, each prompt goes to TRL as a one-turn
+conversation ([{"role": "user", "content": prompt}]), which GRPOTrainer renders with the template;
+`--no-chat` sends the raw text (a base model, or prompts that are already rendered).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import argparse
 import os
 
 
-def load_prompts(dataset: str, preset: str | None, split: str | None, limit: int | None):
-    """Prompt records ({id, prompt, answer}) through er's preset, as `er sample --dataset/--preset` reads them."""
+def load_prompts(dataset: str, preset: str | None, split: str | None, limit: int | None, chat: bool = False):
+    """Prompt records ({prompt, answer}) through er's preset, as `er sample --dataset/--preset` reads them;
+    `chat`: each prompt a one-turn conversation, for TRL to apply the tokenizer's chat template."""
     import datasets
 
     from er.data.presets import get_preset
@@ -38,7 +43,10 @@ def load_prompts(dataset: str, preset: str | None, split: str | None, limit: int
     rows = [p.to_prompt(row, i) if p else dict(row) for i, row in enumerate(data)]
     if limit:
         rows = rows[:limit]
-    return datasets.Dataset.from_list([{"prompt": r["prompt"], "answer": str(r["answer"])} for r in rows])
+    def prompt(text):
+        return [{"role": "user", "content": text}] if chat and isinstance(text, str) else text
+
+    return datasets.Dataset.from_list([{"prompt": prompt(r["prompt"]), "answer": str(r["answer"])} for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beta", type=float, default=5e-4, help="KL coefficient")
     ap.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
     ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                    help="prompts as conversations for the chat template (default: if the tokenizer has one)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -81,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         report_to="none", logging_steps=1, save_strategy="no", seed=args.seed, dataloader_num_workers=0)
     reward = trl_reward("dler", L_T=args.L_T, eos_token_id=tok.eos_token_id)
     trainer = GRPOTrainer(model=args.model, reward_funcs=[reward], args=config, processing_class=tok,
-                          train_dataset=load_prompts(args.dataset, args.preset, args.split, args.limit))
+                          train_dataset=load_prompts(args.dataset, args.preset, args.split, args.limit,
+                                                     chat=bool(tok.chat_template) if args.chat is None else args.chat))
     trainer.train()
     trainer.save_model(os.path.join(args.output_dir, "final"))
     return 0
