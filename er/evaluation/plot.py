@@ -126,7 +126,7 @@ def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int,
     ax1.set_ylim(0, 102)
     ax1.set_xlim(left=0, right=max([p[0] for pts in points.values() for p in pts] + [1]) * 1.1)
     ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=8, loc="lower right")
+    ax1.legend(fontsize=8, loc="best")
 
     # 2. length histograms, correct vs incorrect; shares when the series differ in size
     sizes = {len(g[3]) for g in groups}
@@ -165,7 +165,7 @@ def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int,
     ax3.set_xlim(0, horizon)
     ax3.grid(alpha=0.3)
     if groups:
-        ax3.legend(fontsize=8, loc="lower right")
+        ax3.legend(fontsize=8, loc="best")
 
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=DPI, format=fmt)
