@@ -44,11 +44,14 @@ def test_the_answers_are_the_arithmetic_the_sentences_describe():
         assert int(r["answer"]) == want, text
 
 
-@pytest.mark.soak  # minutes of CPU on the real model: `make soak`
+@pytest.mark.slow  # about a minute of CPU on the real model
 @pytest.mark.real
 def test_demo_real_runs_end_to_end_at_tiny_sizes(tmp_path):
     if not is_built():
-        pytest.skip(f"the real model is not built at {model_dir()}: run `make real-model`")
+        message = f"the real model is not built at {model_dir()}: run `make real-model`"
+        if os.environ.get("ER_REAL_MODEL_REQUIRED"):
+            pytest.fail(message)
+        pytest.skip(message)
     work = tmp_path / "demo-real"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
