@@ -26,7 +26,7 @@ demo-real: $(STAMP) real-model
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo_real.py
 
 test: $(STAMP) real-model
-	HF_HUB_OFFLINE=1 ER_REAL_MODEL_REQUIRED=1 $(BIN)/pytest -n 2 --dist loadgroup -m "not soak"
+	HF_HUB_OFFLINE=1 ER_REAL_MODEL_REQUIRED=1 $(BIN)/pytest -n 2 --dist loadfile -m "not soak"
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -n 2 -m "not soak and not vllm and not slow"

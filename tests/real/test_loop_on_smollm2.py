@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from arith_task import problems  # noqa: E402
 
-# One worker runs this whole file (`--dist loadgroup` in `make test`): the fixtures below are built once.
-pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.xdist_group("real-model")]
+# One worker runs this whole file (`--dist loadfile` in `make test`): the fixture below is built once, and the
+# --watch test's new step cannot race the tests that read step-2.
+pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 N_PROMPTS, G, MAX_TOKENS = 6, 2, 24
 
