@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -13,6 +14,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Set before torch is imported, so the workers (and the commands they start) share the cores instead.
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
+# A test run started in the background by a shell without job control (`make test &`, nohup) inherits
+# SIGINT ignored, and so would every command the tests start: the commands rightly keep an inherited
+# SIG_IGN, so the Ctrl-C tests could not deliver one. The tests need a terminal's SIGINT: restore it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
