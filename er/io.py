@@ -9,7 +9,8 @@ read in place. A directory is read when it is a `datasets` `save_to_disk` direct
 listed in its `state.json`, in order, rows numbered across shards); a `DatasetDict` directory or any
 other is a usage error that says what to pass. A JSON array, a pretty-printed JSON object or a CSV/TSV
 file stops at its first line with the command that converts it to JSONL (`er.input_formats`), even
-with `--rejects`: a whole file in another format is not a bad row among good ones.
+with `--rejects`: a whole file in another format is not a bad row among good ones. A UTF-8 byte-order
+mark before JSONL is skipped.
 
 Output: stdout or `-o FILE`, `--format jsonl|arrow`. A regular file or a new name is written to a
 temporary name and renamed on success (a failure never leaves a half-written file under the final
@@ -44,6 +45,7 @@ from er.input_formats import dataset_shards, json_array, not_jsonl, spooled
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _ARROW_STREAM, _ARROW_FILE, _PARQUET = b"\xff\xff\xff\xff", b"ARROW1", b"PAR1"
+_UTF8_BOM = b"\xef\xbb\xbf"
 _BUFFER = 1 << 20
 # Arrow record batches: the first holds ARROW_FIRST_ROWS rows (written early); later ones as many
 # rows as fit in about ARROW_BATCH_BYTES at the sizes seen so far (token-heavy rows: a few hundred),
@@ -280,6 +282,8 @@ class RecordStream:
         limit = self.max_line_bytes
         loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
         first = self.n_in + 1
+        if f.peek(3)[:3] == _UTF8_BOM:  # editors on Windows start UTF-8 text with one; JSON has no place for it
+            f.read(3)
         array_start = first if f.peek(64).lstrip()[:1] == b"[" else 0  # a one-line array may be oversized
         lineno = 0
         pending = b""

@@ -144,3 +144,16 @@ def test_a_broken_first_row_of_a_jsonl_file_is_still_one_bad_row(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert [r["line"] for r in parse_jsonl(rejects.read_bytes())] == [1]
     assert len(parse_jsonl(proc.stdout)) == len(ROWS)
+
+
+def test_a_utf8_byte_order_mark_before_jsonl_is_read_past_from_a_file_and_from_stdin(tmp_path, expected):
+    """Editors on Windows save UTF-8 with a BOM; it is not part of the first row."""
+    data = b"\xef\xbb\xbf" + jsonl(ROWS)
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(data)
+    assert parse_jsonl(run_er("advantage", str(path), check=True).stdout) == expected["advantage"]
+    assert parse_jsonl(run_er("advantage", input=data, check=True).stdout) == expected["advantage"]
+    # and a BOM before a JSON array still gets the conversion hint, not "malformed JSON"
+    arr = tmp_path / "rows.json"
+    arr.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(ROWS[:2]))
+    one_line(run_er("advantage", str(arr)), 1, "jq -c '.[]'")
