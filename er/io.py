@@ -3,10 +3,11 @@
 Input: positional files or `-` (stdin). The format is detected from the first bytes, whatever the
 name: Arrow IPC stream (continuation marker 0xFFFFFFFF) or file (`ARROW1`), Parquet (`PAR1`, or a
 `.parquet` name), else JSONL; gzip and zstd are decompressed transparently (by magic bytes, so
-`.gz`/`.zst` from stdin work too). Parquet needs its footer, so from a pipe, a FIFO or a compressed
-file it is spooled to a temporary file in $TMPDIR (copied in blocks, deleted after); a regular file is
-read in place. A directory is read when it is a `datasets` `save_to_disk` directory (the Arrow shards
-listed in its `state.json`, in order, rows numbered across shards); a `DatasetDict` directory or any
+`.gz`/`.zst` from stdin work too). Parquet and the Arrow IPC file format need their footer, so from a
+pipe, a FIFO or a compressed file they are spooled to a temporary file in $TMPDIR (copied in blocks,
+deleted after); a regular file is read in place (an Arrow file memory-mapped), batch by batch. A
+directory is read when it is a `datasets` `save_to_disk` directory (the Arrow shards listed in its
+`state.json`, in order, rows numbered across shards); a `DatasetDict` directory or any
 other is a usage error that says what to pass. A JSON array, a pretty-printed JSON object or a CSV/TSV
 file stops at its first line with the command that converts it to JSONL (`er.input_formats`), even
 with `--rejects`: a whole file in another format is not a bad row among good ones. A UTF-8 byte-order
@@ -97,9 +98,10 @@ def _decompressed(f: io.BufferedReader) -> io.BufferedReader:
     return f
 
 
-def _parquet_source(path: str, raw: io.BufferedReader, f: io.BufferedReader, source: str) -> str | IO[bytes]:
-    """What pyarrow can read Parquet from: a regular file directly (by name, or stdin redirected
-    from one, read from its start), anything else (a pipe, a FIFO, decompressed bytes) spooled."""
+def _seekable_source(path: str, raw: io.BufferedReader, f: io.BufferedReader, source: str) -> str | IO[bytes]:
+    """What pyarrow can read a Parquet or Arrow IPC file from (both keep their index in a footer, so
+    they need random access): a regular file directly (by name, or stdin redirected from one, read
+    from its start), anything else (a pipe, a FIFO, decompressed bytes) spooled."""
     if f is raw:
         try:
             regular = stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
@@ -268,10 +270,12 @@ class RecordStream:
             raw = _peekable(_open_binary(path))
             f = _decompressed(raw)
             head = f.peek(8)[:8]
-            if head[:4] == _ARROW_STREAM or head[:6] == _ARROW_FILE:
-                yield from self._read_arrow(f, source, file_format=head[:6] == _ARROW_FILE)
+            if head[:6] == _ARROW_FILE:
+                yield from self._read_arrow(_seekable_source(path, raw, f, source), source, True, what="Arrow file")
+            elif head[:4] == _ARROW_STREAM:
+                yield from self._read_arrow(f, source, file_format=False)
             elif head[:4] == _PARQUET or path.endswith(".parquet"):
-                yield from self._read_parquet(_parquet_source(path, raw, f, source), source)
+                yield from self._read_parquet(_seekable_source(path, raw, f, source), source)
             else:
                 yield from self._read_jsonl(f, source, path)
 
@@ -342,15 +346,18 @@ class RecordStream:
             raise ErError(f"{json_array(path)} (its one line is {size} bytes)", source, lineno)
         self.reject(source, lineno, f"line of {size} bytes is over --max-line-bytes {limit}", None)
 
-    def _read_arrow(self, f: IO[bytes], source: str, file_format: bool, row: int = 0,
+    def _read_arrow(self, f: str | IO[bytes], source: str, file_format: bool, row: int = 0,
                     what: str = "Arrow stream") -> Generator[Row, None, int]:
-        """Rows after `row` (rows already read from `source`); returns the last row number."""
+        """Rows after `row` (rows already read from `source`); returns the last row number.
+
+        `f`: the stream, or for the file format (`ARROW1`) a path (memory-mapped) or a seekable file
+        (closed here): record batches are read one at a time, never the whole file into memory."""
         import pyarrow as pa
         import pyarrow.ipc
 
         try:
             if file_format:
-                reader = pa.ipc.open_file(pa.py_buffer(f.read()))
+                reader = pa.ipc.open_file(pa.memory_map(f) if isinstance(f, str) else f)
                 batches: Iterable = (reader.get_batch(i) for i in range(reader.num_record_batches))
             else:
                 batches = pa.ipc.open_stream(f)
@@ -362,6 +369,9 @@ class RecordStream:
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             self.n_in += 1
             self.reject(source, row + 1, f"{what} cut short or invalid after row {row}: {exc}", None)
+        finally:
+            if file_format and not isinstance(f, str):
+                f.close()  # a spooled copy is deleted on close
         return row
 
     def _read_dataset_dir(self, path: str) -> Iterator[Row]:
@@ -369,9 +379,12 @@ class RecordStream:
         (row N is the dataset's index N-1)."""
         row = 0
         for shard in dataset_shards(path):
+            what = f"Arrow shard {os.path.basename(shard)}"
             with open(shard, "rb", buffering=_BUFFER) as f:
-                file_format = f.peek(6)[:6] == _ARROW_FILE
-                row = yield from self._read_arrow(f, path, file_format, row, f"Arrow shard {os.path.basename(shard)}")
+                if f.peek(6)[:6] != _ARROW_FILE:
+                    row = yield from self._read_arrow(f, path, False, row, what)
+                    continue
+            row = yield from self._read_arrow(shard, path, True, row, what)
 
     def _read_parquet(self, parquet: str | IO[bytes], source: str) -> Iterator[Row]:
         """`parquet`: a path, or a seekable file (closed here: a spooled copy is deleted on close)."""

@@ -157,3 +157,35 @@ def test_a_utf8_byte_order_mark_before_jsonl_is_read_past_from_a_file_and_from_s
     arr = tmp_path / "rows.json"
     arr.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(ROWS[:2]))
     one_line(run_er("advantage", str(arr)), 1, "jq -c '.[]'")
+
+
+def arrow_file_bytes(rows: list[dict]) -> bytes:
+    table = pa.Table.from_pylist(rows)
+    sink = io.BytesIO()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=3):  # several record batches
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def test_an_arrow_ipc_file_reads_like_the_same_rows_in_jsonl_by_path_piped_or_gzipped(tmp_path, expected):
+    """The IPC file format keeps its index in a footer: a regular file is memory-mapped and read batch
+    by batch, a pipe or a compressed file is spooled first."""
+    data = arrow_file_bytes(ROWS)
+    assert data[:6] == b"ARROW1"
+    path = tmp_path / "rows.arrow"
+    path.write_bytes(data)
+    zipped = tmp_path / "rows.arrow.gz"
+    zipped.write_bytes(gzip.compress(data))
+    for args, stdin in (((str(path),), None), ((), data), ((str(zipped),), None)):
+        out = run_er("advantage", *args, input=stdin, check=True).stdout
+        assert parse_jsonl(out) == expected["advantage"]
+    with open(path, "rb") as f:  # stdin redirected from the file
+        proc = subprocess.run([*ER, "advantage"], stdin=f, capture_output=True, timeout=120)
+    assert proc.returncode == 0 and parse_jsonl(proc.stdout) == expected["advantage"], proc.stderr.decode()
+
+
+def test_a_cut_arrow_ipc_file_is_one_line_exit_1(tmp_path):
+    path = tmp_path / "cut.arrow"
+    path.write_bytes(arrow_file_bytes(ROWS)[:-40])  # the footer is gone
+    one_line(run_er("advantage", str(path)), 1, "cut.arrow:1:", "Arrow file cut short or invalid")
