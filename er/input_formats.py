@@ -1,8 +1,8 @@
 """Inputs that are not a plain record stream: what `er.io` needs to read them, or to refuse them well.
 
-- Parquet keeps its index in a footer at the end, so it needs a seekable file. A pipe, a FIFO or a
-  decompressed stream is spooled to a temporary file (in $TMPDIR, deleted when closed), copied in
-  blocks so memory stays bounded.
+- Parquet and the Arrow IPC file format keep their index in a footer at the end, so they need a
+  seekable file. A pipe, a FIFO or a decompressed stream is spooled to a temporary file (in $TMPDIR,
+  deleted when closed), copied in blocks so memory stays bounded.
 - A `datasets` `save_to_disk` directory: `state.json` lists the `data-*.arrow` shards (Arrow IPC
   streams) in order. A `DatasetDict` directory (`dataset_dict.json`) holds one such directory per
   split; the user is asked to pass one.
@@ -26,20 +26,21 @@ _BLOCK = 1 << 20
 ACCEPTED = "JSONL, Arrow IPC or Parquet files, or a datasets save_to_disk directory (with state.json)"
 
 
-# ---- Parquet from a stream -------------------------------------------------------------------
+# ---- Parquet and Arrow files from a stream -------------------------------------------------
 def spooled(f: IO[bytes], source: str) -> IO[bytes]:
     """A seekable temporary copy of the rest of `f` (gone from the disk once closed)."""
     try:
-        tmp = tempfile.TemporaryFile(prefix="er-parquet-")
+        tmp = tempfile.TemporaryFile(prefix="er-spool-")
     except OSError as exc:
-        raise ErError(f"cannot create a temporary file in {tempfile.gettempdir()} to read Parquet from a "
-                      f"stream ({exc.strerror or exc}); set TMPDIR or give the file by name", source) from None
+        raise ErError(f"cannot create a temporary file in {tempfile.gettempdir()} to read Parquet or an Arrow "
+                      f"file from a stream ({exc.strerror or exc}); set TMPDIR or give the file by name",
+                      source) from None
     try:
         shutil.copyfileobj(f, tmp, _BLOCK)
         tmp.seek(0)
     except OSError as exc:
         tmp.close()
-        raise ErError(f"cannot copy Parquet from a stream to a temporary file in {tempfile.gettempdir()} "
+        raise ErError(f"cannot copy a stream to a temporary file in {tempfile.gettempdir()} "
                       f"({exc.strerror or exc}); set TMPDIR to a place with room or give the file by name",
                       source) from None
     return tmp

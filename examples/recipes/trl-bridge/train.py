@@ -43,10 +43,9 @@ def load_prompts(dataset: str, preset: str | None, split: str | None, limit: int
     rows = [p.to_prompt(row, i) if p else dict(row) for i, row in enumerate(data)]
     if limit:
         rows = rows[:limit]
-    def prompt(text):
-        return [{"role": "user", "content": text}] if chat and isinstance(text, str) else text
-
-    return datasets.Dataset.from_list([{"prompt": prompt(r["prompt"]), "answer": str(r["answer"])} for r in rows])
+    return datasets.Dataset.from_list([
+        {"prompt": [{"role": "user", "content": r["prompt"]}] if chat and isinstance(r["prompt"], str) else r["prompt"],
+         "answer": str(r["answer"])} for r in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
