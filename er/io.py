@@ -172,8 +172,12 @@ class OutputFile:
         except OSError as exc:
             raise OutputError(f"cannot write: {exc.strerror or exc}", self.path) from None
 
-    def commit(self) -> None:
+    def commit(self, sync: bool = False) -> None:
+        """Close and rename into place; `sync`: fsync first, so a crash after the rename finds the data."""
         try:
+            if sync:
+                self.file.flush()
+                os.fsync(self.file.fileno())
             self.file.close()
         except OSError as exc:
             self.discard()

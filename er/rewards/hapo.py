@@ -37,7 +37,8 @@ State file (`er score --reward hapo --state FILE`): JSONL, one line per problem
 = empty history), rewritten atomically (temp file in the same directory, fsync, os.replace) after
 every `save_every` groups (default 1) and at the end of the stream, so a crash between groups
 leaves the last complete state and a restart continues from it. Without --state the history lives
-only for the one stream. One process per state file (nothing locks it).
+only for the one stream. One process at a time uses a state file: a second `er score --state FILE`
+while one runs is refused (exit 2) naming the holder (er.locking; the lock dies with its process).
 
 Departures from the code: the code updates h after each training step (batch of prompts) and
 gathers per-rank tables by elementwise min; here the update is applied after each group, so a
@@ -54,7 +55,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any
 
 from er.errors import ErError
@@ -162,6 +162,10 @@ class Hapo(Reward):
         """Load the history from `path` (JSONL; a missing file is an empty history) and save there."""
         import orjson
 
+        from er.locking import WriterLock
+
+        # one writer per state file: a second run would rewrite the file from its own history
+        self._lock = WriterLock(path, flag="--state", what="this state file", command="er score")
         self.path = path
         self.history = {}
         if not os.path.exists(path):
@@ -185,26 +189,32 @@ class Hapo(Reward):
                 self.history[key] = [h, n]
 
     def save(self) -> None:
-        """Write the whole history atomically: temp file beside it, fsync, os.replace."""
+        """Write the whole history atomically (er.io.OutputFile: temp file beside it, fsync, os.replace).
+
+        The file gets the mode of the file it replaces, else the umask's (0644 under umask 022); a
+        write that fails (a full disk) is one line and leaves the previous state file as it was.
+        """
         import orjson
+
+        from er.io import OutputFile
 
         if self.path is None:
             return
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".hapo-", suffix=".tmp", dir=directory)
+        out = OutputFile(self.path, flag="--state")
         try:
-            with os.fdopen(fd, "wb") as f:
-                for key, (h, n) in self.history.items():
-                    f.write(orjson.dumps({"id": key, "h": h, "n": n}, option=orjson.OPT_APPEND_NEWLINE))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            for key, (h, n) in self.history.items():
+                out.write(orjson.dumps({"id": key, "h": h, "n": n}, option=orjson.OPT_APPEND_NEWLINE))
+            out.commit(sync=True)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            out.discard()
             raise
         self._unsaved = 0
 
     def close(self) -> None:
-        if self._unsaved:
-            self.save()
+        try:
+            if self._unsaved:
+                self.save()
+        finally:
+            lock, self._lock = getattr(self, "_lock", None), None
+            if lock is not None:
+                lock.release()

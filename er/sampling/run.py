@@ -16,7 +16,7 @@ from typing import Iterator
 from er.errors import ErError, UsageError
 from er.io import log
 from er.models import load_config, load_tokenizer, model_dir
-from er.sampling.policy import Watcher, checkpoint_step, is_complete_checkpoint
+from er.sampling.policy import Watcher, checkpoint_step, is_complete_checkpoint, open_first
 from er.sampling.sampler import Policy, SampleOptions, Sampler, iter_epochs, run_stream
 
 
@@ -116,22 +116,21 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         raise UsageError(f"--skip must be >= 0, not {skip}")
     kind = choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
-    path, name = model, model
-    if watcher is not None:
-        first = watcher.poll()
-        if first is not None:
-            path, name = first, os.path.join(watch, os.path.basename(first))
-    if path is None:
-        raise UsageError("-m/--model is required (or --watch DIR whose latest is a complete checkpoint)")
-    path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
 
-    tokenizer = load_tokenizer(path)
-    opt.max_context = model_context(path, eng)
-    backend = open_backend(path, kind, eng, opt, tokenizer)
-    if kind == "vllm" and backend.max_context:
-        opt.max_context = backend.max_context  # vLLM on CPU may have chosen a shorter context to fit memory
-    if watcher is not None and is_complete_checkpoint(path):
-        watcher.accepted(path)
+    def open_policy(path: str):
+        path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
+        tokenizer = load_tokenizer(path)
+        opt.max_context = model_context(path, eng)
+        backend = open_backend(path, kind, eng, opt, tokenizer)
+        if kind == "vllm" and backend.max_context:
+            opt.max_context = backend.max_context  # vLLM on CPU may have chosen a shorter context to fit memory
+        return path, tokenizer, backend
+
+    name, (path, tokenizer, backend) = open_first(watcher, model, open_policy)
+    if watcher is not None:
+        watcher.baseline(path, tokenizer)
+        if is_complete_checkpoint(path):
+            watcher.accepted(path)
     policy = Policy(backend, name, checkpoint_step(path))
 
     def reload() -> Policy | None:
@@ -141,6 +140,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         current = sampler.policy
         t0 = time.perf_counter()
         try:
+            watcher.check_same_model(new)  # another tokenizer would garble every prompt and completion
             if kind == "vllm":
                 current.backend.reload(new)  # in place: the engine (and its compiled graphs) stays up
                 backend = current.backend

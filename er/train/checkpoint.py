@@ -28,6 +28,7 @@ Checkpoints of the earlier layout (er_state.* inside step-N) are still read by `
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -36,6 +37,7 @@ import tempfile
 from typing import Any
 
 from er.io import current_umask
+from er.train.outdir import write_failures
 
 STATE_DIR = "trainer-state"
 STATE_JSON = "er_state.json"
@@ -130,6 +132,7 @@ def _install(tmp: str, final: str) -> None:
     _fsync_dir(parent)
 
 
+@write_failures
 def save_checkpoint(model: Any, tokenizer: Any, out_dir: str, step: int, extra_state: dict | None = None,
                     state_dict: dict | None = None, keep_last: int | None = None) -> str:
     """Write DIR/step-N and DIR/trainer-state/step-N atomically, point DIR/latest at it, return the step-N path.
@@ -144,10 +147,8 @@ def save_checkpoint(model: Any, tokenizer: Any, out_dir: str, step: int, extra_s
     extra_state = extra_state or {}
     name = f"step-{step}"
     final = os.path.join(out_dir, name)
-    if os.path.lexists(final):
-        # Re-saving a step (a new run into the same DIR): retire the old pair first, so that a crash
-        # in between never pairs the old weights with the new trainer state.
-        _retire(out_dir, name)
+    if os.path.lexists(final):  # er update numbers its steps past DIR's (er.train.outdir): never reached there
+        raise FileExistsError(errno.EEXIST, f"{final} exists and a checkpoint is never overwritten")
     tmp_state = _make_tmp(states, step)
     tmp = None
     try:

@@ -9,21 +9,9 @@ count (hence the learning-rate schedule) and RNG state, so a resumed run matches
 from __future__ import annotations
 
 import os
-import tempfile
 
-from er.errors import ErError, UsageError
+from er.errors import ErError
 from er.io import RecordStream, log
-
-
-def check_out_dir(out_dir: str) -> None:
-    """Create DIR if needed and prove it is writable (UsageError otherwise)."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".er-probe-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"--out {out_dir}: not writable ({exc.strerror or exc})") from None
 
 
 def _broadcast(obj, rank: int):
@@ -35,19 +23,32 @@ def _broadcast(obj, rank: int):
 
 
 def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
-               strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
-               mode_tolerance: float = 0.0) -> int:
-    """Train on `stream` (read on rank 0 only; other ranks pass None). Returns the number of steps."""
-    from er.train import checkpoint as ckpt
-    from er.train.data import ExampleBuilder, StepReader
-    from er.train.trainer import Trainer
+               **kwargs) -> int:
+    """Train on `stream` (read on rank 0 only; other ranks pass None). Returns the number of steps.
+
+    Rank 0 holds DIR's writer lock for the whole run (er.train.outdir, er.locking).
+    """
+    from er.train import outdir
 
     cfg.check()
+    outdir.check_numbers(kwargs.get("mode_tolerance", 0.0))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _run_update(model, out_dir, cfg, stream, resume=resume, **kwargs)
+    with outdir.writing(out_dir, model, resume):
+        return _run_update(model, out_dir, cfg, stream, resume=resume, **kwargs)
+
+
+def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
+                strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
+                mode_tolerance: float = 0.0) -> int:
+    from er.train import checkpoint as ckpt
+    from er.train.data import ExampleBuilder, StepReader
+    from er.train.outdir import number_steps
+    from er.train.trainer import Trainer
+
     rank = int(os.environ.get("RANK", "0"))
-    if rank == 0:
-        check_out_dir(out_dir)
-        ckpt.clean_temporaries(out_dir)
     trainer = Trainer(model, out_dir, cfg, resume=resume)
+    number_steps(trainer, out_dir)
     distributed = trainer.distributed
     if rank == 0 and resume:
         if trainer.resumed_from:

@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -85,6 +85,10 @@ class UpdateConfig:
     device: str | None = None
 
     def check(self) -> None:
+        for f in fields(self):  # NaN passes every comparison below, inf most: neither is ever a valid value
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"--{f.name.replace('_', '-')} must be a finite number, not {value}")
         if self.loss not in LOSSES:
             raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.agg not in L.AGGS:
@@ -94,6 +98,18 @@ class UpdateConfig:
         if (self.lr <= 0 or self.batch_size < 1 or self.ppo_epochs < 1
                 or (self.max_tokens_per_micro_batch is not None and self.max_tokens_per_micro_batch < 1)):
             raise UsageError("--lr, --batch-size, --ppo-epochs and --max-tokens-per-micro-batch must be positive")
+        for flag, value, valid, rule in (
+                ("--warmup", self.warmup, self.warmup >= 0, ">= 0"),
+                ("--save-every", self.save_every, self.save_every >= 0, ">= 0 (0: only at the end)"),
+                ("--weight-decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
+                ("--grad-clip", self.grad_clip, self.grad_clip >= 0, ">= 0 (0: off)"),
+                ("--temperature", self.temperature, self.temperature is None or self.temperature > 0, "> 0"),
+                ("--drpo-tau", self.drpo_tau, self.drpo_tau > 0, "> 0"),
+                ("--drpo-beta", self.drpo_beta, self.drpo_beta >= 0, ">= 0"),
+                ("--drpo-delta", self.drpo_delta, self.drpo_delta >= 0, ">= 0"),
+                ("--mode-switch-margin", self.mode_switch_margin, self.mode_switch_margin >= 0, ">= 0")):
+            if not valid:
+                raise UsageError(f"{flag} must be {rule}, not {value}")
         if not (0 <= self.clip_low < 1) or self.clip_high < 0:
             raise UsageError("--clip-low must be in [0, 1) and --clip-high >= 0")
         if self.dual_clip is not None and self.dual_clip <= 1:
@@ -210,6 +226,7 @@ class Trainer:
             joined_process_group = True
         self.autocast = self.device.type == "cuda"
         self.step = 0
+        self.first_step = 0  # the step this run's schedule starts from (er.train.outdir.number_steps)
         self.samples_seen = 0
         self.tokens_seen = 0
         self._set_seed(cfg.seed)
@@ -339,7 +356,7 @@ class Trainer:
         groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         np_state = np.random.get_state()
         meta = {
-            "samples_seen": self.samples_seen, "tokens_seen": self.tokens_seen,
+            "samples_seen": self.samples_seen, "tokens_seen": self.tokens_seen, "first_step": self.first_step,
             "param_groups": groups, "python_rng": _jsonable(random.getstate()),
             "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
             "config": _jsonable(asdict(self.cfg)), "base_model": self.model_path,
@@ -349,6 +366,7 @@ class Trainer:
     def _load_state(self, path: str) -> None:
         meta, tensors = ckpt.load_state(path)
         self.step = int(meta["step"])
+        self.first_step = int(meta.get("first_step", 0))
         self.samples_seen = int(meta.get("samples_seen", 0))
         self.tokens_seen = int(meta.get("tokens_seen", 0))
         for name, p in self.policy.named_parameters():
@@ -451,7 +469,7 @@ class Trainer:
             stand_in = collate(exs, plans[0], self.pad_id, self.device)
             stand_in.dummy = True
             mbs.append(stand_in)
-        lr = lr_at(cfg, self.step)
+        lr = lr_at(cfg, self.step - self.first_step)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         ref_lp = [self._logprobs(self.ref, mb) for mb in mbs] if self.ref is not None else None

@@ -12,6 +12,7 @@ import time
 import pytest
 import torch
 
+from er.errors import OutputError
 from er.train.checkpoint import (clean_temporaries, is_old_layout, latest_checkpoint, load_state, prune, read_step,
                                  save_checkpoint)
 from tests.train.helpers import read_jsonl, run_er, write_jsonl
@@ -35,8 +36,9 @@ def test_save_writes_step_dirs_and_a_relative_latest_symlink(tiny_model, tmp_pat
     meta, tensors = load_state(p1)
     assert meta["x"] == 1 and meta["step"] == 1 and tensors["t"].tolist() == [0.0, 1.0, 2.0]
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in os.listdir(p1))
-    # saving the same step again replaces it in place
-    save_checkpoint(model, tok, out, 2, {})
+    # an existing step is never overwritten (DESIGN.md): saving it again is refused
+    with pytest.raises(OutputError, match="never overwritten"):
+        save_checkpoint(model, tok, out, 2, {})
     assert sorted(n for n in os.listdir(out) if not n.startswith(".")) == ["latest", "step-1", "step-2", "trainer-state"]
 
 
