@@ -16,7 +16,7 @@ def run(
     combine: Annotated[str, typer.Option(help="How rewards combine: sum (weighted) or product (CaRL: progress times soft factors).")] = "sum",
     workers: Annotated[Optional[int], typer.Option(help="Processes verifying answers (default: cores; 0 = in this process, no hard timeout).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per row for answer checking; a row over it is killed and scored null.")] = 10.0,
-    state: Annotated[Optional[str], typer.Option(help="State file for stateful rewards (HAPO history), JSONL keyed by prompt id.")] = None,
+    state: Annotated[Optional[str], typer.Option(help="State file for stateful rewards (HAPO history), JSONL keyed by prompt id; one er score uses it at a time (a second is refused, exit 2).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the rewards and exit.")] = False,
     output: Output = None,
     format: Format = "jsonl",

@@ -17,7 +17,7 @@ _CKPT = "Checkpoints"
 def run(
     inputs: Inputs = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model to train (save_pretrained dir, e.g. ckpt/latest).")] = ...,
-    out: Annotated[str, typer.Option("--out", help="Checkpoint directory: DIR/step-N and the symlink DIR/latest.")] = ...,
+    out: Annotated[str, typer.Option("--out", help="Checkpoint directory: DIR/step-N and the symlink DIR/latest. An existing step-N is never overwritten: without --resume the numbering continues after DIR's highest step-N (a new run from -m). One er update writes DIR at a time (a second is refused, exit 2).")] = ...,
     loss: Annotated[str, typer.Option("--loss", help="grpo (PPO-clip policy gradient), drpo (decoupled reward, arXiv 2510.04474) or sft.")] = "grpo",
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-6,
     warmup: Annotated[int, typer.Option("--warmup", help="Linear warm-up steps, then constant.")] = 0,
@@ -51,7 +51,7 @@ def run(
     mode_switch_tol: Annotated[float, typer.Option("--mode-switch-tol", help="Without preferred_mode: prefer short when Acc_S >= Acc_L - tol (reconstructed).", rich_help_panel=_ADV)] = 0.0,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every K steps (and always at the end).", rich_help_panel=_CKPT)] = 0,
     keep_last: Annotated[Optional[int], typer.Option("--keep-last", metavar="K", help="Keep only the K newest checkpoints (default: all); older step-N and their trainer state are removed after the new one is complete, never latest's target.", rich_help_panel=_CKPT)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's latest checkpoint (weights, optimizer, step, RNG).", rich_help_panel=_CKPT)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's latest checkpoint (weights, optimizer, step, RNG); refused when that checkpoint is of another model than -m (architecture, shapes, tokenizer) or a newer step-N exists.", rich_help_panel=_CKPT)] = False,
     fsdp: Annotated[bool, typer.Option("--fsdp", help="Under torchrun: FSDP2 sharding instead of DDP.")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Error (instead of warn) on rows sampled from another policy.")] = False,
