@@ -13,7 +13,8 @@ Compared (the first difference is reported, e.g. `another architecture: hidden_s
   default its source left implicit). A directory without config.json (e.g. an adapter) is not
   compared here.
 - the tokenizer: the token -> id map, added tokens included, and the end-of-sequence id. Identical
-  tokenizer files are the same tokenizer without loading them.
+  tokenizer files are the same tokenizer without loading them; a directory without tokenizer files is
+  not compared.
 Weights themselves, the chat template and generation settings may differ: that is what training changes.
 """
 
@@ -83,8 +84,8 @@ def vocabulary(tokenizer: Any) -> tuple[dict, Any]:
 def tokenizer_difference(a: str, b: str, a_tokenizer: Any = None) -> str | None:
     """How the tokenizer of `b` differs from that of `a` (or the loaded `a_tokenizer`), or None."""
     da, db = _files_digest(a), _files_digest(b)
-    if da is not None and da == db:
-        return None
+    if da == db or db is None or (da is None and a_tokenizer is None):
+        return None  # the same files, or one side without a tokenizer of its own (an adapter) to compare
     from er.models import load_tokenizer
 
     ta = a_tokenizer if a_tokenizer is not None else load_tokenizer(a)

@@ -18,6 +18,8 @@ then the model into `DIR/.tmp-step-N-xxxx` (every file fsynced) renamed to `DIR/
 `latest` (a new symlink under a temporary name, `os.replace`d over the old one). A checkpoint is complete
 when both halves exist, so a kill -9 at any moment leaves the previous `latest` (and every complete
 step-N) loadable and resumable; leftover `.tmp-*` entries are ignored and removed by the next writer.
+An existing DIR/step-N is never overwritten: `save_checkpoint` refuses it, and `er update` numbers its
+steps past DIR's highest (er.train.outdir); one writer at a time holds DIR (er.locking).
 `keep_last=K` then removes all but the K newest complete checkpoints (never `latest`'s target), each
 model directory renamed out of sight before it is deleted. No pickle is ever written or loaded: tensors
 go to safetensors, everything else to JSON.
@@ -120,7 +122,8 @@ def _ordinary_modes(path: str) -> None:
 
 
 def _install(tmp: str, final: str) -> None:
-    """Rename the finished `tmp` to `final`, moving an existing `final` (a re-saved step) aside first."""
+    """Rename the finished `tmp` to `final`, moving an existing `final` aside first (for a trainer state: one
+    left without its model directory by an interrupted save)."""
     parent = os.path.dirname(final)
     if os.path.lexists(final):
         old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(final)}-", dir=parent)

@@ -75,7 +75,7 @@ def test_hbpo_splits_each_group_into_budget_subgroups_and_keeps_the_last_checkpo
     assert all(r["sampling"]["max_tokens"] == r["budget"] and r["estimator"].startswith("hbpo") for r in rows)
     # KEEP_LAST defaults to 2 here (one optimizer step per rollout step): step-1 is gone, latest resolves
     ckpt = tmp_path / "ckpt"
-    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-2", "step-3", "trainer-state"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [".er-writer.lock", "latest", "step-2", "step-3", "trainer-state"]
     assert os.readlink(ckpt / "latest") == "step-3" and (ckpt / "latest" / "config.json").exists()
 
 

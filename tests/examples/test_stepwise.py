@@ -54,13 +54,13 @@ def test_steps_chain_from_the_previous_checkpoint_and_a_finished_step_is_not_red
     redo = make(MAKEFILE, tmp_path, "steps=2", **v).stdout
     assert "step 2: discarding ckpt/step-2" in redo and "step 1:" not in redo
     assert [m["step"] for m in rollouts(tmp_path / "runs" / "step-2" / "metrics.jsonl")] == [2]
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-1", "step-2", "trainer-state"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [".er-writer.lock", "latest", "step-1", "step-2", "trainer-state"]
 
     # KEEP_LAST (default 2 at one optimizer step per make step): step 3 removes step-1, latest resolves
     assert "--keep-last 2" in make(MAKEFILE, tmp_path, "-n", "step", "STEP=3", **v).stdout
     make(MAKEFILE, tmp_path, "steps=3", **v)
     ckpt = tmp_path / "ckpt"
-    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-2", "step-3", "trainer-state"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [".er-writer.lock", "latest", "step-2", "step-3", "trainer-state"]
     assert sorted(p.name for p in (ckpt / "trainer-state").iterdir()) == ["step-2", "step-3"]
     assert os.readlink(ckpt / "latest") == "step-3" and (ckpt / "latest" / "config.json").exists()
 

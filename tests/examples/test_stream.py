@@ -31,7 +31,7 @@ def test_the_pipe_takes_steps_steps_then_every_process_exits(tiny_vars, tmp_path
     assert [m["checkpoint"] for m in metrics] == [str(tmp_path / "ckpt" / f"step-{n}") for n in (1, 2)]
     assert os.readlink(tmp_path / "ckpt" / "latest") == "step-2"
     # KEEP_LAST=1: step-1 and its trainer state went once step-2 was complete; latest resolves
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-2", "trainer-state"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [".er-writer.lock", "latest", "step-2", "trainer-state"]
     assert sorted(p.name for p in (tmp_path / "ckpt" / "trainer-state").iterdir()) == ["step-2"]
     assert (tmp_path / "ckpt" / "latest" / "model.safetensors").exists()
     assert "2 x 2 prompts x G=2 done" in err

@@ -84,7 +84,7 @@ def test_score_advantage_and_update_run_on_the_real_model(loop):
 
 def test_keep_last_leaves_one_step_and_latest_points_at_it(loop):
     ckpt = loop / "ckpt"
-    assert sorted(os.listdir(ckpt)) == ["latest", "step-2", "trainer-state"]
+    assert sorted(os.listdir(ckpt)) == [".er-writer.lock", "latest", "step-2", "trainer-state"]
     assert os.readlink(ckpt / "latest") == "step-2"
     assert os.listdir(ckpt / "trainer-state") == ["step-2"]
 
