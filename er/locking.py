@@ -117,4 +117,7 @@ class WriterLock:
         self.release()
 
     def __del__(self) -> None:  # a lock object dropped without release() still frees the lock
-        self.release()
+        try:
+            self.release()
+        except Exception:  # at interpreter exit; the process's end frees it anyway
+            pass
