@@ -324,7 +324,7 @@ class RecordStream:
         # The first non-blank line (row `first`) is where a file in another format shows: see _not_jsonl.
         limit = self.max_line_bytes
         loads, JSONDecodeError, search = orjson.loads, orjson.JSONDecodeError, _LONG_DIGITS.search
-        long_digits = False
+        long_digits = pending_long = False
         first = self.n_in + 1
         if f.peek(3)[:3] == _UTF8_BOM:  # editors on Windows start UTF-8 text with one; JSON has no place for it
             f.read(3)
@@ -341,6 +341,7 @@ class RecordStream:
                     self._oversized(source, lineno, skipped + len(pending), limit, array_start, path)
                     return
                 lines = [pending] if pending else []
+                long_digits = pending_long
             else:
                 if skipped >= 0:
                     cut = block.find(b"\n")
@@ -351,12 +352,15 @@ class RecordStream:
                     self._oversized(source, lineno, skipped + cut, limit, array_start, path)
                     skipped = -1
                     block = block[cut + 1:]
+                # a 20-digit run in this block, across its start, or in the line still pending from before
+                hit = search(block) is not None or (bool(pending) and search(pending[-19:] + block[:19]) is not None)
+                long_digits = hit or pending_long
                 lines = block.split(b"\n")
                 lines[0] = pending + lines[0]
-                long_digits = search(block) is not None or search(lines[0]) is not None
                 pending = lines.pop()
+                pending_long = long_digits if not lines else hit and search(pending) is not None
                 if len(pending) > limit:
-                    skipped, pending = len(pending), b""
+                    skipped, pending, pending_long = len(pending), b"", False
             for line in lines:
                 lineno += 1
                 if len(line) > limit:
