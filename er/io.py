@@ -518,6 +518,21 @@ class RecordStream:
         self.close(ok=exc_type is None)
 
 
+def _undeclared_key(value: Any, type_: Any, path: str) -> str | None:
+    """The dotted path of the first key of `value` (nested dicts) that struct type `type_` lacks."""
+    if not isinstance(value, dict):
+        return None
+    children = {type_.field(i).name: type_.field(i).type for i in range(type_.num_fields)}
+    for key, child in value.items():
+        if key not in children:
+            return f"{path}.{key}"
+        if isinstance(child, dict) and hasattr(children[key], "num_fields") and children[key].id == type_.id:
+            found = _undeclared_key(child, children[key], f"{path}.{key}")
+            if found is not None:
+                return found
+    return None
+
+
 _ARROW_BIG_INT = ("arrow output: a field holds an integer beyond 64 bits, which no Arrow integer type holds "
                   "(and a float would change it); use --format jsonl, which keeps it exact")
 
@@ -616,11 +631,17 @@ class RecordWriter:
             self._schema = inferred
             self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
         names = set(self._schema.names)
+        structs = [(f.name, f.type) for f in self._schema if pa.types.is_struct(f.type)]
         for r in rows:
             extra = r.keys() - names
             if extra:
                 raise ErError(f"arrow output: field(s) {sorted(extra)} not in the stream's schema "
                               "(fixed by its first batch); use --format jsonl for ragged records")
+            for name, type_ in structs:  # pyarrow would drop a key its struct lacks without a word
+                where = _undeclared_key(r.get(name), type_, name)
+                if where is not None:
+                    raise ErError(f"arrow output: key {where} not in the stream's schema (fixed by its first "
+                                  "batch; Arrow would drop it); use --format jsonl for ragged records")
         try:
             # pandas imported already (by anything) makes pa.array free to call
             scalars_from_buffers = self._arrow_rows < arrow_rows.SCALAR_BUFFER_ROWS and "pandas" not in sys.modules
@@ -631,7 +652,10 @@ class RecordWriter:
             raise ErError(f"arrow output: a record does not fit the stream's schema (typed by its first "
                           f"{self._arrow_rows or len(rows)} rows; an Arrow stream cannot change it): {exc}; "
                           "give the field one type or use --format jsonl") from None
-        self._arrow_writer.write_batch(batch)
+        try:
+            self._arrow_writer.write_batch(batch)
+        except pa.ArrowInvalid as exc:  # e.g. "Max recursion depth reached": nesting too deep for Arrow
+            raise ErError(f"arrow output: {exc} (a field nested too deeply for Arrow?); use --format jsonl") from None
         self._arrow_rows += batch.num_rows
         bytes_per_row = max(1, batch.nbytes // max(1, batch.num_rows))
         self.batch_rows = max(1, min(ARROW_MAX_ROWS, ARROW_BATCH_BYTES // bytes_per_row))
