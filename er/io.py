@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -57,6 +58,44 @@ ARROW_BATCH_BYTES = 8 << 20
 ARROW_MAX_ROWS = 4096
 
 Row = tuple[str, int, dict]  # (source, line, record); line is 1-based (row index for Arrow/Parquet)
+
+# Integers beyond 64 bits: orjson reads them as floats (10^30 -> 1e+30) and cannot write them. A run
+# of 20 digits is where such an integer can start (2^64 has 20 digits): a block of input without one
+# costs one regex scan; a line with one is parsed again by the standard library, which keeps every
+# integer exact (floats parse to the same correctly rounded values); output falls back the same way.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def _exact_loads(line: bytes) -> Any:
+    import json
+
+    return json.loads(line)
+
+
+def _plain(value: Any) -> Any:
+    """`value` as the standard json module can write it, the way orjson writes it (NaN -> null, numpy -> lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
+        return _plain(value.tolist())
+    return value
+
+
+def encode_line(value: Any, default: Any = None) -> bytes:
+    """One JSON line, as orjson writes it; integers beyond 64 bits exactly (see _LONG_DIGITS)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY, default=default)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        import json
+
+        return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                          default=default).encode() + b"\n"
 
 
 def log(message: str) -> None:
@@ -288,7 +327,8 @@ class RecordStream:
         # and rejected with its size, so memory stays bounded by the limit, whatever the input.
         # The first non-blank line (row `first`) is where a file in another format shows: see _not_jsonl.
         limit = self.max_line_bytes
-        loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+        loads, JSONDecodeError, search = orjson.loads, orjson.JSONDecodeError, _LONG_DIGITS.search
+        long_digits = pending_long = False
         first = self.n_in + 1
         if f.peek(3)[:3] == _UTF8_BOM:  # editors on Windows start UTF-8 text with one; JSON has no place for it
             f.read(3)
@@ -305,6 +345,7 @@ class RecordStream:
                     self._oversized(source, lineno, skipped + len(pending), limit, array_start, path)
                     return
                 lines = [pending] if pending else []
+                long_digits = pending_long
             else:
                 if skipped >= 0:
                     cut = block.find(b"\n")
@@ -315,11 +356,15 @@ class RecordStream:
                     self._oversized(source, lineno, skipped + cut, limit, array_start, path)
                     skipped = -1
                     block = block[cut + 1:]
+                # a 20-digit run in this block, across its start, or in the line still pending from before
+                hit = search(block) is not None or (bool(pending) and search(pending[-19:] + block[:19]) is not None)
+                long_digits = hit or pending_long
                 lines = block.split(b"\n")
                 lines[0] = pending + lines[0]
                 pending = lines.pop()
+                pending_long = long_digits if not lines else hit and search(pending) is not None
                 if len(pending) > limit:
-                    skipped, pending = len(pending), b""
+                    skipped, pending, pending_long = len(pending), b"", False
             for line in lines:
                 lineno += 1
                 if len(line) > limit:
@@ -335,6 +380,8 @@ class RecordStream:
                         _not_jsonl(line, path, source, lineno, error=exc)
                     self.reject(source, lineno, f"malformed JSON: {exc}", _bad_text(line))
                     continue
+                if long_digits and search(line) is not None:
+                    record = _exact_loads(line)
                 if type(record) is not dict:
                     if self.n_in == first:
                         _not_jsonl(line, path, source, lineno, parsed=record)
@@ -421,8 +468,7 @@ class RecordStream:
             self._rejects = OutputFile(self._rejects_path, "--rejects")
         self.n_rejected += 1
         entry = {"source": source, "line": line, "error": error, "record": record}
-        self._rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY,
-                                         default=str))
+        self._rejects.write(encode_line(entry, default=str))
 
     def reject_error(self, row: Row, exc: ErError) -> None:
         source, line, record = row
@@ -476,6 +522,25 @@ class RecordStream:
         self.close(ok=exc_type is None)
 
 
+def _undeclared_key(value: Any, type_: Any, path: str) -> str | None:
+    """The dotted path of the first key of `value` (nested dicts) that struct type `type_` lacks."""
+    if not isinstance(value, dict):
+        return None
+    children = {type_.field(i).name: type_.field(i).type for i in range(type_.num_fields)}
+    for key, child in value.items():
+        if key not in children:
+            return f"{path}.{key}"
+        if isinstance(child, dict) and hasattr(children[key], "num_fields") and children[key].id == type_.id:
+            found = _undeclared_key(child, children[key], f"{path}.{key}")
+            if found is not None:
+                return found
+    return None
+
+
+_ARROW_BIG_INT = ("arrow output: a field holds an integer beyond 64 bits, which no Arrow integer type holds "
+                  "(and a float would change it); use --format jsonl, which keeps it exact")
+
+
 class RecordWriter:
     """JSONL or Arrow IPC stream to stdout or to a file renamed into place on success."""
 
@@ -499,7 +564,10 @@ class RecordWriter:
         self.batch_rows = ARROW_FIRST_ROWS  # then sized by bytes (see _write_arrow_batch)
 
     def _encode(self, record: dict) -> bytes:
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        try:
+            return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:
+            return encode_line(record)  # an integer beyond 64 bits; anything else raises again
 
     def write(self, record: dict) -> None:
         if self.fmt == "jsonl":
@@ -556,6 +624,8 @@ class RecordWriter:
         if self._arrow_writer is None:
             try:
                 inferred = arrow_rows.infer_schema(rows)
+            except OverflowError:
+                raise ErError(_ARROW_BIG_INT) from None
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise ErError(f"arrow output: {exc}; give the field one type or use --format jsonl") from None
             if self._arrow_schema is not None:  # known fields take their declared types
@@ -565,20 +635,31 @@ class RecordWriter:
             self._schema = inferred
             self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
         names = set(self._schema.names)
+        structs = [(f.name, f.type) for f in self._schema if pa.types.is_struct(f.type)]
         for r in rows:
             extra = r.keys() - names
             if extra:
                 raise ErError(f"arrow output: field(s) {sorted(extra)} not in the stream's schema "
                               "(fixed by its first batch); use --format jsonl for ragged records")
+            for name, type_ in structs:  # pyarrow would drop a key its struct lacks without a word
+                where = _undeclared_key(r.get(name), type_, name)
+                if where is not None:
+                    raise ErError(f"arrow output: key {where} not in the stream's schema (fixed by its first "
+                                  "batch; Arrow would drop it); use --format jsonl for ragged records")
         try:
             # pandas imported already (by anything) makes pa.array free to call
             scalars_from_buffers = self._arrow_rows < arrow_rows.SCALAR_BUFFER_ROWS and "pandas" not in sys.modules
             batch = arrow_rows.record_batch(rows, self._schema, scalars_from_buffers)
+        except OverflowError:
+            raise ErError(_ARROW_BIG_INT) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ErError(f"arrow output: a record does not fit the stream's schema (typed by its first "
                           f"{self._arrow_rows or len(rows)} rows; an Arrow stream cannot change it): {exc}; "
                           "give the field one type or use --format jsonl") from None
-        self._arrow_writer.write_batch(batch)
+        try:
+            self._arrow_writer.write_batch(batch)
+        except pa.ArrowInvalid as exc:  # e.g. "Max recursion depth reached": nesting too deep for Arrow
+            raise ErError(f"arrow output: {exc} (a field nested too deeply for Arrow?); use --format jsonl") from None
         self._arrow_rows += batch.num_rows
         bytes_per_row = max(1, batch.nbytes // max(1, batch.num_rows))
         self.batch_rows = max(1, min(ARROW_MAX_ROWS, ARROW_BATCH_BYTES // bytes_per_row))

@@ -62,6 +62,10 @@ class Scorer:
         seen: dict[str, int] = {}
         for spec in specs:
             key, reward, weight = build_reward(spec)
+            if key not in REWARDS.names():  # a plug-in (`module:Attr`): a worker, a deadline, checked results
+                from er.plugins import PluginReward
+
+                reward = PluginReward(reward, key, timeout)
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > 1:  # the same reward twice with other parameters: keep both, distinctly named
                 key = f"{key}#{seen[key]}"

@@ -220,26 +220,48 @@ class Stats:
 
 # ---- tokenization --------------------------------------------------------------------------------
 def load_tokenizer(path: str):
-    """A fast (Rust `tokenizers`) tokenizer from a `save_pretrained` directory or a tokenizer.json."""
+    """A fast (Rust `tokenizers`) tokenizer from a `save_pretrained` directory, a tokenizer.json or
+    a Hub name in the local cache (`er.models`: offline or not cached says so); one that turns text
+    into no tokens at all is refused (it would drop every document as empty)."""
+    from er.models import TOKENIZER_FILES, _first_line, _hub_dir
+
+    flag = f"--tokenizer {path}"
     if not os.path.exists(path):
-        raise UsageError(f"--tokenizer {path}: no such file or directory")
+        if path.startswith((".", "/", "~")) or path.count("/") != 1:
+            raise UsageError(f"{flag}: no such file or directory")
+        path = _hub_dir(path, "--tokenizer")  # a Hub name: the cache, else one line on why not
     from tokenizers import Tokenizer
 
     file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
+    if os.path.isdir(path) and not os.path.isfile(file):
+        names = os.listdir(path)
+        if not any(n in TOKENIZER_FILES or n.startswith("vocab.") for n in names):
+            raise UsageError(f"{flag}: no tokenizer in this directory (no tokenizer.json, which a fast "
+                             "tokenizer's save_pretrained writes; give that directory or the file)")
     if os.path.isfile(file):
         try:
-            return Tokenizer.from_file(file)
+            tok = Tokenizer.from_file(file)
         except Exception as exc:  # noqa: BLE001 - the Rust error types are not importable
-            raise UsageError(f"--tokenizer {path}: cannot load {file}: {exc}") from None
-    try:
-        from transformers import AutoTokenizer
+            raise UsageError(f"{flag}: cannot load {file}: {_first_line(exc)}") from None
+    else:
+        try:
+            from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(path)
-    except Exception as exc:  # noqa: BLE001
-        raise UsageError(f"--tokenizer {path}: cannot load a tokenizer: {exc}") from None
-    if not getattr(tok, "is_fast", False):
-        raise UsageError(f"--tokenizer {path}: not a fast tokenizer (no tokenizer.json)")
-    return tok.backend_tokenizer
+            fast = AutoTokenizer.from_pretrained(path)
+        except Exception as exc:  # noqa: BLE001
+            raise UsageError(f"{flag}: no tokenizer.json, and its other tokenizer files do not load as a "
+                             f"fast tokenizer ({_first_line(exc)})") from None
+        if not getattr(fast, "is_fast", False):
+            raise UsageError(f"{flag}: not a fast tokenizer (no tokenizer.json)")
+        tok = fast.backend_tokenizer
+    try:
+        probe = tok.encode("The quick brown fox", add_special_tokens=False).ids
+    except Exception as exc:  # noqa: BLE001 - e.g. a WordLevel model without its unknown token
+        raise UsageError(f"{flag}: this tokenizer cannot encode text ({_first_line(exc)})") from None
+    if not probe:
+        raise UsageError(f"{flag}: this tokenizer turns text into no tokens (an empty vocabulary?); "
+                         "every document would be dropped as empty")
+    return tok
 
 
 def _encode_fn(tokenizer):

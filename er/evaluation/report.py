@@ -411,13 +411,19 @@ def comparison_sets(reports: list[dict], by: Iterable[str]) -> list[list[dict]]:
     return list(sets.values())
 
 
+_COMPARISON_FIELDS = ("baseline", "length_change", "accuracy_delta", "aes", "headline")
+
+
 def compare(reports: list[dict], keys: Keys, baseline: str | None = None,
-            aes_weights: tuple[float, float, float] | None = None) -> list[dict]:
+            aes_weights: tuple[float, float, float] | None = None,
+            not_compared: list[str] | None = None) -> list[dict]:
     """Add `baseline`, `length_change`, `accuracy_delta`, `aes`, `headline` to each report.
 
     Reports are compared within the same (dataset, --by fields); the baseline of each such set is the
     report whose `run` or `model` equals `--baseline` (a file path matches its run name), else the
     first report of the set. `aes_weights` = (α, β, γ) of AES (default O1-Pruner's 1, 3, 5).
+    A set with nothing to compare (one run alone on its dataset, or no report of the --baseline in
+    it) gets null comparison fields, never a run against itself; `not_compared` collects a line for each.
     """
     alpha, beta, gamma = aes_weights or (M.AES_ALPHA, M.AES_BETA, M.AES_GAMMA)
     wanted = None if baseline is None else {baseline, file_label(baseline)}
@@ -426,9 +432,17 @@ def compare(reports: list[dict], keys: Keys, baseline: str | None = None,
         base = members[0]
         if wanted is not None:
             hits = [r for r in members if r.get("run") in wanted or r.get("model") in wanted]
-            if not hits:
-                continue
-            base, matched = hits[0], True
+            base = hits[0] if hits else None
+            matched = matched or bool(hits)
+        if base is None or len(members) == 1:
+            for r in members:
+                r.update(dict.fromkeys(_COMPARISON_FIELDS))
+            if not_compared is not None:
+                where = ", ".join(f"{k} {members[0].get(k)!r}" for k in ("dataset", *keys.by))
+                runs = ", ".join(str(r.get("run") or r["model"]) for r in members)
+                why = "no other run on it" if base is not None else "no report of the --baseline on it"
+                not_compared.append(f"{runs} on {where}: {why}")
+            continue
         label = base.get("run") or base["model"]
         for r in members:
             length, base_length = r.get("mean_tokens"), base.get("mean_tokens")

@@ -20,7 +20,7 @@ from typing import Any
 from er.errors import ErError, OutputError, UsageError
 from er.evaluation import METRICS
 from er.evaluation.report import Keys, compare
-from er.io import RecordStream
+from er.io import RecordStream, log
 
 TIMEOUT_NOTE = "null correct (timeout)"
 
@@ -140,7 +140,7 @@ class Evaluation:
                         key = add(row[0], row[2])
                         evaluated += 1
                     except ErError as exc:
-                        stream.reject_error(row, exc)
+                        _reject(stream, row, exc)
                 now = stream.notes[TIMEOUT_NOTE]
                 if key is not None:
                     self.report.add_timeouts(key, now - seen)
@@ -150,7 +150,7 @@ class Evaluation:
                 try:
                     add(row[0], row[2])
                 except ErError as exc:
-                    stream.reject_error(row, exc)
+                    _reject(stream, row, exc)
                     continue
                 evaluated += 1
         else:
@@ -167,7 +167,7 @@ class Evaluation:
                 try:
                     reason = add(row[0], row[2] if prepare is None else prepare(row[0], row[2]))
                 except ErError as exc:
-                    stream.reject_error(row, exc)
+                    _reject(stream, row, exc)
                     continue
                 if type(reason) is str:
                     drop(reason)
@@ -184,7 +184,12 @@ class Evaluation:
             if low:
                 stream.note(f"report(s) below {self.preset.name}'s recommended n={self.preset.recommended_n}", len(low))
         if self.o.compare:
-            reports = compare(reports, self.keys, self.o.baseline, self.o.aes_weights)
+            skipped: list[str] = []
+            reports = compare(reports, self.keys, self.o.baseline, self.o.aes_weights, skipped)
+            for line in skipped:
+                log(f"er eval: --compare: not compared (null comparison fields): {line}")
+        if stream.n_in == 0:  # exit 0 with no report (as for any empty stream), but never silently
+            log("er eval: no rows to evaluate: the input is empty, so no report is written")
         return reports
 
     def plot(self, path: str, reports: list[dict]) -> None:
@@ -204,6 +209,15 @@ class Evaluation:
             target.discard()
             raise
         target.commit()
+
+
+def _reject(stream: RecordStream, row: tuple, exc: ErError) -> None:
+    """A bad row is rejected; a report of `er eval` itself stops at once: the whole input is reports."""
+    record = row[2]
+    if record.get("metric") in METRICS and "dataset" in record and "completion" not in record:
+        raise ErError("this is a report of `er eval` (it has `metric`, `dataset`, no `completion`), not "
+                      "scored rows: give er eval the rows that er score writes", row[0], row[1])
+    stream.reject_error(row, exc)
 
 
 _ANSWER_FORMATS = {"number": "a number", "choice": "a letter A-D"}

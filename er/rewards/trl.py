@@ -18,8 +18,9 @@ arrive consecutively (TRL's RepeatSampler). `TrlReward` turns the call into `er`
 - `prompt` and every dataset column (`answer`, `level`, `target_length`, ...) as record fields;
 - `group_id` / `sample_idx` / `group_size`: chunks of G rows. G is `num_generations` when given, else
   the trainer's own (`GRPOConfig.num_generations`, or `num_generations_eval` in evaluation), read from
-  the trainer that TRL's `log_metric`/`log_extra` arguments belong to; called with neither, the
-  function raises ValueError rather than guess (runs of identical prompts would merge two groups
+  the trainer that TRL's `log_metric`/`log_extra` arguments belong to; called with neither, a row-level
+  reward (dler, ...) scores the rows without group fields (it needs none), and a group- or batch-level
+  one raises ValueError naming its level rather than guess (runs of identical prompts would merge two groups
   of the same prompt, or a data set's duplicate neighbours, into one).
 
 A reward that `needs_correct` gets `correct` from math-verify inline (`er.rewards.verify`, gold =
@@ -152,14 +153,16 @@ class TrlReward:
         columns = {k: v for k, v in kwargs.items()
                    if k not in _TRL_KWARGS and isinstance(v, (list, tuple)) and len(v) == n}
         size = self.num_generations or trainer_group_size(kwargs)
-        if size is None:
-            raise ValueError(f"er reward {self.name}: the group size is unknown; pass "
+        level = getattr(self.reward, "level", "row")
+        if size is None and level != "row":
+            raise ValueError(f"er reward {self.name} is {level}-level and the group size is unknown; pass "
                              "trl_reward(..., num_generations=G) (GRPOConfig.num_generations)")
         records = self.records(prompts, completions, completion_ids, columns)
         out: list[float | None] = []
-        for g, (start, end) in enumerate(_groups(n, size)):
+        # a row-level reward needs no groups: with the size unknown its rows get no group fields
+        for g, (start, end) in enumerate(_groups(n, size) if size is not None else [(0, n)]):
             group = records[start:end]
-            for idx, r in enumerate(group):
+            for idx, r in enumerate(group if size is not None else ()):
                 r.setdefault("group_id", f"trl-{g}")
                 r["sample_idx"], r["group_size"] = idx, len(group)
             try:

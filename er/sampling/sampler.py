@@ -366,6 +366,8 @@ def run_stream(sampler: Sampler, rows: Iterable[tuple], stream, *, chunk_prompts
                 progress.update(1, tokens=sum(r["completion_tokens"] for r in group))
         chunk.clear()
 
+    if limit == 0:  # `--limit 0`: no prompt at all (as `head -n 0`), not one
+        return
     for row in rows:
         position += 1
         if position < skip:

@@ -8,8 +8,10 @@ The paper does not say whether the top-k% threshold is taken per tensor or over 
 (**reconstructed**): `scope="tensor"` keeps the top k% of each tensor, `scope="global"` the top k% of
 all floating-point weights together. Keeping the top k% of n values means keeping
 ceil(k * n) of them (at least one when k > 0); ties at the threshold are all kept (M uses >=).
-Non-float tensors and tensors missing from either model are copied from the tuned model (the
-tokenizer and config too), so the result loads like the tuned model.
+Non-float tensors are copied from the tuned model (the tokenizer and config too), so the result
+loads like the tuned model; a tuned tensor missing from the base is an error naming it (copied
+unmerged it would carry the whole RL update, not the selected part). A write that fails (a full
+disk) is one line, exit 1, with nothing left under the final name.
 
 Memory: tensors are streamed one at a time with `safetensors.safe_open` from both models and written
 shard by shard; at most one tensor of each model plus one output shard is held. The global threshold
@@ -33,7 +35,7 @@ from typing import Iterator
 
 import numpy as np
 
-from er.errors import ErError, UsageError
+from er.errors import ErError, OutputError, UsageError
 
 SHARD_BYTES = 2 * 1024**3
 
@@ -154,7 +156,12 @@ def merge(base_path: str, tuned_path: str, out_path: str, top_frac: float = 0.25
         raise UsageError("--scope must be tensor or global")
     bfiles, tfiles = _weight_files(base_path), _weight_files(tuned_path)
     base, tuned = _Reader(bfiles), _Reader(tfiles)
-    names = [n for n in tfiles if n in bfiles]
+    missing = [n for n in tfiles if n not in bfiles]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ErError(f"tensor {missing[0]}{more}: in --tuned but not in --base; a merge needs it in both "
+                      "(is --base the model --tuned was trained from?)")
+    names = list(tfiles)
     if os.path.lexists(out_path):
         raise UsageError(f"--out {out_path} exists; choose a new directory")
     float_names = []
@@ -226,7 +233,9 @@ def merge(base_path: str, tuned_path: str, out_path: str, top_frac: float = 0.25
         if os.path.lexists(out_path):
             raise UsageError(f"--out {out_path} exists; choose a new directory")
         os.rename(tmp, out_path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":  # a full disk, an I/O error
+            raise OutputError(f"cannot write: {getattr(exc, 'strerror', None) or exc}", out_path) from None
         raise
     return summary
