@@ -73,9 +73,19 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
 class ReloadExtension:
     """Methods added to each vLLM worker (`worker_extension_cls`), called through `LLM.collective_rpc`."""
 
-    def er_reload_weights(self, weights_path: str) -> None:
+    def er_reload_weights(self, weights_path: str, step: str | None = None) -> None:
         self.reload_weights(weights_path=weights_path)  # type: ignore[attr-defined]
         repack_vocab_kernels(self.model_runner.get_model())  # type: ignore[attr-defined]
+        self.er_step = int(step) if step is not None else None  # recorded only once the load succeeded
+
+    def er_weights(self) -> dict:
+        """Which checkpoint this worker holds (vLLM points model_config.model at a reloaded path), the step
+        given with the last reload, and the model's shape (er.sampling.server_control reads it)."""
+        from er.sampling.server_control import model_shape
+
+        config = self.model_config  # type: ignore[attr-defined]
+        return {"path": config.model, "step": getattr(self, "er_step", None), "logprobs_mode": config.logprobs_mode,
+                **model_shape(config.hf_config.to_dict())}
 
 
 def repack_vocab_kernels(model) -> int:
