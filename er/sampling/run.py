@@ -29,6 +29,7 @@ class EngineOptions:
     gpu_memory_utilization: float | None = None
     max_model_len: int | None = None
     debug: bool = False
+    server: object = None  # er.sampling.server_client.ServerOptions: sample from running servers (--server)
 
 
 def choose_backend(name: str, longctx=None) -> str:
@@ -114,7 +115,11 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         raise UsageError(f"--limit must be >= 0, not {limit}")
     if skip < 0:
         raise UsageError(f"--skip must be >= 0, not {skip}")
-    kind = choose_backend(eng.backend, opt.longctx)
+    if eng.server is not None:
+        from er.sampling.server_client import check_flags
+
+        check_flags(eng.backend, opt)
+    kind = "server" if eng.server is not None else choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
     path, name = model, model
     if watcher is not None:
@@ -127,8 +132,13 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
 
     tokenizer = load_tokenizer(path)
     opt.max_context = model_context(path, eng)
-    backend = open_backend(path, kind, eng, opt, tokenizer)
-    if kind == "vllm" and backend.max_context:
+    if kind == "server":
+        from er.sampling.server_client import ServerBackend
+
+        backend = ServerBackend(eng.server, path, logprobs_mode=opt.logprobs_mode, note=stream.note)
+    else:
+        backend = open_backend(path, kind, eng, opt, tokenizer)
+    if kind in ("vllm", "server") and backend.max_context:
         opt.max_context = backend.max_context  # vLLM on CPU may have chosen a shorter context to fit memory
     if watcher is not None and is_complete_checkpoint(path):
         watcher.accepted(path)
@@ -141,7 +151,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         current = sampler.policy
         t0 = time.perf_counter()
         try:
-            if kind == "vllm":
+            if kind in ("vllm", "server"):
                 current.backend.reload(new)  # in place: the engine (and its compiled graphs) stays up
                 backend = current.backend
             else:
@@ -160,7 +170,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             current.backend.close()
         watcher.accepted(new)
         step = checkpoint_step(new)
-        how = "reloaded in place" if kind == "vllm" else "loaded"
+        how = "reloaded in place" if kind in ("vllm", "server") else "loaded"
         log(f"er sample: policy step {step} from {new} ({how} in {time.perf_counter() - t0:.2f} s)")
         return Policy(backend, os.path.join(watch, os.path.basename(new)), step)
 
@@ -175,7 +185,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         rows = stream.records()
     if loop:
         rows = iter_epochs(list(rows), opt.seed, loop=True, spacing=max(0, (limit or 0) - 1))
-    chunk = eng.chunk or (256 if kind == "vllm" else max(1, (4 * eng.batch_size) // opt.n))
+    chunk = eng.chunk or (256 if kind in ("vllm", "server") else max(1, (4 * eng.batch_size) // opt.n))
     from er.progress import Progress
 
     bar = Progress(unit="prompt", desc="er sample", on=progress)
