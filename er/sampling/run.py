@@ -119,6 +119,9 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         from er.sampling.server_client import check_flags
 
         check_flags(eng.backend, opt)
+        if eng.server.api == "chat":
+            return sample_chat(stream, model=model, opt=opt, eng=eng, rows=rows, dataset=dataset, split=split,
+                               preset=preset, loop=loop, limit=limit, shard=shard, skip=skip, progress=progress)
     kind = "server" if eng.server is not None else choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
     path, name = model, model
@@ -175,16 +178,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         return Policy(backend, os.path.join(watch, os.path.basename(new)), step)
 
     sampler = Sampler(policy, tokenizer, opt, reload=reload if watcher is not None else None)
-    if rows is not None:
-        pass
-    elif dataset is not None:
-        rows = dataset_rows(dataset, split, preset, stream)
-    else:
-        if preset is not None:
-            raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
-        rows = stream.records()
-    if loop:
-        rows = iter_epochs(list(rows), opt.seed, loop=True, spacing=max(0, (limit or 0) - 1))
+    rows = prompt_rows(stream, rows, dataset, split, preset, loop, opt.seed, limit)
     chunk = eng.chunk or (256 if kind in ("vllm", "server") else max(1, (4 * eng.batch_size) // opt.n))
     from er.progress import Progress
 
@@ -194,3 +188,38 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
     finally:
         bar.close()
         sampler.policy.backend.close()
+
+
+def prompt_rows(stream, rows, dataset: str | None, split: str | None, preset: str | None, loop: bool,
+                seed: int | None, limit: int | None):
+    """The prompt rows: given, from --dataset, or from the record inputs; cycled with --loop."""
+    if rows is not None:
+        pass
+    elif dataset is not None:
+        rows = dataset_rows(dataset, split, preset, stream)
+    else:
+        if preset is not None:
+            raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
+        rows = stream.records()
+    if loop:
+        rows = iter_epochs(list(rows), seed, loop=True, spacing=max(0, (limit or 0) - 1))
+    return rows
+
+
+def sample_chat(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions, rows, dataset, split,
+                preset, loop: bool, limit: int | None, shard, skip: int, progress: bool) -> None:
+    """`--server URL --api chat`: the server templates and samples (er.sampling.server_chat)."""
+    from er.progress import Progress
+    from er.sampling.server_chat import open_chat
+
+    sampler, dispatcher = open_chat(eng.server, model, opt)
+    bar = Progress(unit="prompt", desc="er sample", on=progress)
+    try:
+        rows = prompt_rows(stream, rows, dataset, split, preset, loop, opt.seed, limit)
+        run_stream(sampler, rows, stream, chunk_prompts=eng.chunk or 256, limit=limit, shard=shard, progress=bar,
+                   skip=skip)
+    finally:
+        bar.close()
+        dispatcher.close()
+        if dispatcher.retries:
+            stream.note("requests re-sent to another server", dispatcher.retries)
