@@ -54,6 +54,9 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
         spec = (params.extra_args or {}).get("er_stop_scale")
         if not spec:
             return None
+        if isinstance(spec, (list, tuple)):  # over HTTP (vllm_xargs holds scalars and lists): stop_scale_xarg
+            spec = {"token": spec[0], "bias": spec[1], "think_end": None if spec[2] < 0 else int(spec[2]),
+                    "closed": bool(spec[3])}
         token, bias, think_end = int(spec["token"]), float(spec["bias"]), spec.get("think_end")
         state = {"seen": 0, "open": not spec.get("closed", False)}
 
@@ -68,6 +71,12 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
             return logits
 
         return apply
+
+
+def stop_scale_xarg(token: int, bias: float, think_end: int | None, closed: bool) -> list:
+    """`er_stop_scale` for a request's `vllm_xargs` (whose values must be scalars or lists, not a dict):
+    [token, bias, think_end or -1, closed as 0/1]; StopScaleProcessor reads either form."""
+    return [int(token), float(bias), -1 if think_end is None else int(think_end), int(bool(closed))]
 
 
 class ReloadExtension:
