@@ -54,6 +54,10 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
         spec = (params.extra_args or {}).get("er_stop_scale")
         if not spec:
             return None
+        if isinstance(spec, str):  # over HTTP as a JSON object in a string
+            import json
+
+            spec = json.loads(spec)
         if isinstance(spec, (list, tuple)):  # over HTTP (vllm_xargs holds scalars and lists): stop_scale_xarg
             spec = {"token": spec[0], "bias": spec[1], "think_end": None if spec[2] < 0 else int(spec[2]),
                     "closed": bool(spec[3])}
