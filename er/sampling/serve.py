@@ -125,6 +125,17 @@ def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
     proc.wait()
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec (Linux): SIGTERM when `er serve` dies, even by SIGKILL, which
+    leaves it no chance to stop the group itself; the API server then shuts its engine down as on any SIGTERM."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -159,7 +170,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_model_le
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # vLLM logs to stdout; stdout here is only the URL line, so the server's output goes to stderr
     proc = subprocess.Popen(argv, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(), env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
     url = url_for(host, port)
     try:
         # every interface includes loopback: the health check stays on this machine
