@@ -1,6 +1,6 @@
 """Benchmark `er sample` against the plain library calls on the same prompts (tiny model, CPU).
 
-    .venv/bin/python bench/sample.py [--quick] [--skip-vllm] [--skip-server]
+    .venv/bin/python bench/sample.py [--quick] [--skip-transformers] [--skip-vllm] [--skip-server]
 
 transformers: er's Sampler + HFBackend (prompt rendering, batching by length, KV-cache decoding,
 record building) vs a plain `model.generate(do_sample=True, num_return_sequences=G)` loop over
@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-vllm", action="store_true")
     ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     n_prompts, G, max_tokens, batch = (16, 4, 32, 32) if args.quick else (64, 4, 64, 64)
@@ -154,13 +155,14 @@ def main() -> None:
     prompts = make_prompts(n_prompts)
     rows = []
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    backend = HFBackend(path, batch_size=batch, eos_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
-    er_run(backend, tok, prompts[:2], G, 4)  # warm-up both
-    hf_baseline(model, tok, prompts[:2], G, 4, batch)
-    b, e = best_of(args.rounds, lambda: hf_baseline(model, tok, prompts, G, max_tokens, batch),
-                   lambda: er_run(backend, tok, prompts, G, max_tokens))
-    rows.append(("transformers", "model.generate loop", b, e))
+    if not args.skip_transformers:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        backend = HFBackend(path, batch_size=batch, eos_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
+        er_run(backend, tok, prompts[:2], G, 4)  # warm-up both
+        hf_baseline(model, tok, prompts[:2], G, 4, batch)
+        b, e = best_of(args.rounds, lambda: hf_baseline(model, tok, prompts, G, max_tokens, batch),
+                       lambda: er_run(backend, tok, prompts, G, max_tokens))
+        rows.append(("transformers", "model.generate loop", b, e))
 
     if not args.skip_vllm:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
