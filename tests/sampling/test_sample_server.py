@@ -243,9 +243,10 @@ def test_a_server_killed_mid_run_loses_and_duplicates_no_group(server, tiny_mode
     finally:
         second.stop()
     assert [(r["group_id"], r["sample_idx"]) for r in out] == [(p["id"], k) for p in prompts for k in range(2)]
-    assert {r["sampling"]["server"] for r in out} == {server.url, second.url}
+    assert {r["sampling"]["server"] for r in out} <= {server.url, second.url}
     assert f"{second.url}: connection" in err or f"{second.url}: cannot connect" in err
-    assert "requests re-sent to another server" in err.splitlines()[-1]
+    summary = err.splitlines()[-1]
+    assert "120 out" in summary and "requests re-sent to another server" in summary, err
     assert not alive(tree)
 
 
