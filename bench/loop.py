@@ -156,6 +156,10 @@ def stage_times(model, work, a, server: str | None = None) -> list[tuple]:
         ("update", er + ["update", "-m", model, "--out", str(work / "stage-ckpt"), "--lr", str(a.lr),
                          "--batch-size", str(a.prompts * a.G), "-q"], "advantage"),
     ]
+    if server:  # the same step's sampling through the warm server (it moves the server to `model` first)
+        stages.insert(1, ("sample --server", er + ["sample", "-m", model, "--server", server, str(DATA), "--loop",
+                                                   "--limit", str(a.prompts), "-n", str(a.G), "--max-tokens",
+                                                   str(a.max_tokens), "--logprobs", "--seed", "0", "-q"], None))
     rows = []
     for name, args, src in stages:
         out = files["metrics" if name == "update" else name] if name != "sample --server" else work / "served.jsonl"
