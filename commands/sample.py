@@ -39,6 +39,11 @@ def run(
     attention: Annotated[Optional[str], typer.Option("--attention", help="transformers backend only. lambda[:global=10,local=L,dist=L,chunk=512]: LM-Infinite (Han et al., NAACL 2024) Λ-shaped attention — each token sees the first `global` and the last `local` tokens, relative distance capped at `dist` for the global ones (L = the model's max_position_embeddings); the KV cache is bounded to global+local tokens and prompts longer than L are accepted. From the official code; top-k/triangle extensions not implemented.")] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="transformers backend only. xl3m[:segment=L/4,question=32,keep=K,score=entropy|nll]: XL3M (Wang et al., arXiv 2405.17755), RECONSTRUCTED from the abstract: split the prompt into segments each followed by the question (its last `question` tokens), keep the `keep` segments where the model is most certain on the question (lowest mean entropy; default K = (L - question - max_tokens) / segment), in original order, then generate. Record: long_context.")] = None,
     memory: Annotated[Optional[str], typer.Option("--memory", help="transformers backend only. sirllm[:keep=1020,decay=1.0,start=4,recent=0]: SirLLM (Yao et al., arXiv 2405.12528) for multi-turn chats (prompt = message list): prefill turn by turn, token surprisal scores decayed per turn, the KV cache keeps the `start` tokens plus the top-`keep` scored (and `recent`) tokens. From the official code.")] = None,
+    server: Annotated[Optional[str], typer.Option("--server", help="URL[,URL...]: sample from running servers (`er serve`, vLLM, SGLang) instead of an engine of its own; -m names the tokenizer and the weights the servers must hold (moved there when they hold another checkpoint). Fewest in flight first; a server that fails has its requests sent to the others. Record: sampling.server.")] = None,
+    api: Annotated[str, typer.Option("--api", help="With --server: completions (token ids in and out, the records of --backend vllm) or chat (/v1/chat/completions, the server templates; any OpenAI-compatible endpoint, for evaluation).")] = "completions",
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="With --server: the environment variable holding the API key (sent as a Bearer token; never on the command line, never in a record).")] = None,
+    max_inflight: Annotated[int, typer.Option("--max-inflight", help="With --server: requests in flight at once, over all servers.")] = 256,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", help="With --server: seconds one request may take before its server counts as gone.")] = 1800.0,
     watch: Annotated[Optional[str], typer.Option("--watch", help="Reload the policy between chunks whenever DIR/latest points to a new complete step-N (a latest that names no checkpoint is ignored with a warning; a checkpoint of another model or tokenizer stops the command, exit 1).")] = None,
     loop: Annotated[bool, typer.Option("--loop", help="Cycle the prompts forever (each epoch reshuffled by --seed).")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts (0: none).")] = None,
@@ -88,6 +93,10 @@ def run(
                         longctx=parse_options(attention, context, memory))
     eng = EngineOptions(backend=backend, batch_size=batch_size, chunk=chunk, tensor_parallel_size=tensor_parallel_size,
                         gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, debug=debug)
+    if server is not None:
+        from er.sampling.server_client import ServerOptions
+
+        eng.server = ServerOptions.parse(server, api, api_key_env, max_inflight, request_timeout)
     shard_t = parse_shard(shard)
     with stream("sample", inputs, output, format, rejects, max_line_bytes, quiet, kind="sample") as s:
         sample(s, model=model, opt=opt, eng=eng, watch=watch, loop=loop, limit=limit, skip=skip, shard=shard_t, dataset=dataset,

@@ -27,6 +27,7 @@ COMMANDS = (
     ("eval", "eval"),
     ("schema", "schema"),
     ("validate", "validate"),
+    ("serve", "serve"),
 )
 
 

@@ -37,6 +37,7 @@ FIELDS: dict[str, tuple[str, str, str]] = {
              "report records (`er schema report`)"),
     "schema": ("none", "none", "a JSON Schema on stdout"),
     "validate": ("the fields --kind requires (`er schema KIND`)", "none", "nothing on success; one line per bad row"),
+    "serve": ("no records (a model directory)", "none", "the server's URL on stdout once it answers; vLLM's log on stderr"),
 }
 
 # option name (click's `name`) -> metavar; types not named here get N (int), NUM (float), or their own name
@@ -105,6 +106,11 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
               "er eval --compare base.jsonl trained.jsonl --baseline base.jsonl --format md")],
     "schema": [("The report record's fields.", "er schema report")],
     "validate": [("Check a sample stream.", "er validate --kind sample samples.jsonl")],
+    "serve": [("Serve the newest checkpoint; samplers move it forward in place.",
+               "er serve -m ckpt/latest --port 8000 &\n"
+               "er sample --server http://127.0.0.1:8000 -m ckpt/latest prompts.jsonl -n 8 --logprobs"),
+              ("One server per GPU node, reachable from the other nodes (private network only).",
+               "er serve -m ckpt/latest --host 0.0.0.0 -- --data-parallel-size 8")],
 }
 
 EXIT_STATUS = [("0", "success; also when a downstream pipe closes early (`| head`)"),

@@ -26,7 +26,9 @@
 # STEPS, G, PROMPTS_PER_STEP, MAX_TOKENS, TEMPERATURE, BACKEND, SEED, REWARD (space-separated
 # NAME[:k=v]), SCORE_ARGS, ESTIMATOR, DYNAMIC_SAMPLING (1 = on), ADVANTAGE_ARGS, LOSS, LR, CLIP_LOW,
 # CLIP_HIGH, KL_COEF, UPDATE_ARGS, SAMPLE_ARGS, TORCHRUN (e.g. "torchrun --nproc-per-node 8"),
-# KEEP_LAST, ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout).
+# KEEP_LAST, ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout),
+# SERVER (URL[,URL...] of running `er serve` servers: the sampler samples from them and moves them to
+# each new checkpoint in place, instead of an engine of its own; BACKEND then does not apply).
 set -euo pipefail
 
 : "${MODEL:?set MODEL=<model dir or Hub name>}"
@@ -44,6 +46,7 @@ else
   echo "stream.sh: set PROMPTS=<prompt records> or DATASET=<name or file>" >&2; exit 2
 fi
 rewards=(); for r in $REWARD; do rewards+=(-r "$r"); done
+if [[ -n "${SERVER:-}" ]]; then engine=(--server "$SERVER"); else engine=(--backend "$BACKEND"); fi
 if [[ -n "${TORCHRUN:-}" ]]; then update=($TORCHRUN -m er.cli update); else update=($ER update); fi
 mkdir -p "$CKPT"
 
@@ -51,7 +54,7 @@ mkdir -p "$CKPT"
 set -m
 $ER sample -m "$MODEL" --watch "$CKPT" "${source[@]}" --loop --limit $((STEPS * PROMPTS_PER_STEP)) \
     --chunk "$PROMPTS_PER_STEP" -n "$G" --max-tokens "$MAX_TOKENS" --temperature "$TEMPERATURE" \
-    --seed "$SEED" --backend "$BACKEND" --logprobs ${SAMPLE_ARGS:-} -q \
+    --seed "$SEED" "${engine[@]}" --logprobs ${SAMPLE_ARGS:-} -q \
   | $ER score "${rewards[@]}" ${SCORE_ARGS:-} -q \
   | $ER advantage -e "$ESTIMATOR" --batch-groups "$PROMPTS_PER_STEP" ${DYNAMIC_SAMPLING:+--dynamic-sampling} \
       ${ADVANTAGE_ARGS:-} -q \

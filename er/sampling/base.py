@@ -43,6 +43,7 @@ class Completion:
     token_ids: list[int]
     finish_reason: str  # "stop" | "length"
     logprobs: list[float] | None = None
+    server: str | None = None  # the URL that sampled it (er.sampling.server_client); None in process
 
 
 @dataclass

@@ -29,6 +29,7 @@ class EngineOptions:
     gpu_memory_utilization: float | None = None
     max_model_len: int | None = None
     debug: bool = False
+    server: object = None  # er.sampling.server_client.ServerOptions: sample from running servers (--server)
 
 
 def choose_backend(name: str, longctx=None) -> str:
@@ -114,15 +115,27 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         raise UsageError(f"--limit must be >= 0, not {limit}")
     if skip < 0:
         raise UsageError(f"--skip must be >= 0, not {skip}")
-    kind = choose_backend(eng.backend, opt.longctx)
+    if eng.server is not None:
+        from er.sampling.server_client import check_flags
+
+        check_flags(eng.backend, opt)
+        if eng.server.api == "chat":
+            return sample_chat(stream, model=model, opt=opt, eng=eng, rows=rows, dataset=dataset, split=split,
+                               preset=preset, loop=loop, limit=limit, shard=shard, skip=skip, progress=progress)
+    kind = "server" if eng.server is not None else choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
 
     def open_policy(path: str):
         path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
         tokenizer = load_tokenizer(path)
         opt.max_context = model_context(path, eng)
-        backend = open_backend(path, kind, eng, opt, tokenizer)
-        if kind == "vllm" and backend.max_context:
+        if kind == "server":
+            from er.sampling.server_client import ServerBackend
+
+            backend = ServerBackend(eng.server, path, logprobs_mode=opt.logprobs_mode, note=stream.note)
+        else:
+            backend = open_backend(path, kind, eng, opt, tokenizer)
+        if kind in ("vllm", "server") and backend.max_context:
             opt.max_context = backend.max_context  # vLLM on CPU may have chosen a shorter context to fit memory
         return path, tokenizer, backend
 
@@ -141,7 +154,7 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         t0 = time.perf_counter()
         try:
             watcher.check_same_model(new)  # another tokenizer would garble every prompt and completion
-            if kind == "vllm":
+            if kind in ("vllm", "server"):
                 current.backend.reload(new)  # in place: the engine (and its compiled graphs) stays up
                 backend = current.backend
             else:
@@ -160,11 +173,26 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             current.backend.close()
         watcher.accepted(new)
         step = checkpoint_step(new)
-        how = "reloaded in place" if kind == "vllm" else "loaded"
+        how = "reloaded in place" if kind in ("vllm", "server") else "loaded"
         log(f"er sample: policy step {step} from {new} ({how} in {time.perf_counter() - t0:.2f} s)")
         return Policy(backend, os.path.join(watch, os.path.basename(new)), step)
 
     sampler = Sampler(policy, tokenizer, opt, reload=reload if watcher is not None else None)
+    rows = prompt_rows(stream, rows, dataset, split, preset, loop, opt.seed, limit)
+    chunk = eng.chunk or (256 if kind in ("vllm", "server") else max(1, (4 * eng.batch_size) // opt.n))
+    from er.progress import Progress
+
+    bar = Progress(unit="prompt", desc="er sample", on=progress)
+    try:
+        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar, skip=skip)
+    finally:
+        bar.close()
+        sampler.policy.backend.close()
+
+
+def prompt_rows(stream, rows, dataset: str | None, split: str | None, preset: str | None, loop: bool,
+                seed: int | None, limit: int | None):
+    """The prompt rows: given, from --dataset, or from the record inputs; cycled with --loop."""
     if rows is not None:
         pass
     elif dataset is not None:
@@ -174,13 +202,24 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
         rows = stream.records()
     if loop:
-        rows = iter_epochs(list(rows), opt.seed, loop=True, spacing=max(0, (limit or 0) - 1))
-    chunk = eng.chunk or (256 if kind == "vllm" else max(1, (4 * eng.batch_size) // opt.n))
-    from er.progress import Progress
+        rows = iter_epochs(list(rows), seed, loop=True, spacing=max(0, (limit or 0) - 1))
+    return rows
 
+
+def sample_chat(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions, rows, dataset, split,
+                preset, loop: bool, limit: int | None, shard, skip: int, progress: bool) -> None:
+    """`--server URL --api chat`: the server templates and samples (er.sampling.server_chat)."""
+    from er.progress import Progress
+    from er.sampling.server_chat import open_chat
+
+    sampler, dispatcher = open_chat(eng.server, model, opt)
     bar = Progress(unit="prompt", desc="er sample", on=progress)
     try:
-        run_stream(sampler, rows, stream, chunk_prompts=chunk, limit=limit, shard=shard, progress=bar, skip=skip)
+        rows = prompt_rows(stream, rows, dataset, split, preset, loop, opt.seed, limit)
+        run_stream(sampler, rows, stream, chunk_prompts=eng.chunk or 256, limit=limit, shard=shard, progress=bar,
+                   skip=skip)
     finally:
         bar.close()
-        sampler.policy.backend.close()
+        dispatcher.close()
+        if dispatcher.retries:
+            stream.note("requests re-sent to another server", dispatcher.retries)

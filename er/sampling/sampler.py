@@ -286,7 +286,8 @@ class Sampler:
                 rec.update({
                     "group_id": p.group_id, "sample_idx": sub.start + k, "group_size": n, "completion": text,
                     "completion_tokens": len(ids), "prompt_tokens": len(req.prompt_ids),
-                    "finish_reason": c.finish_reason, "policy": dict(policy), "sampling": dict(sampling),
+                    "finish_reason": c.finish_reason, "policy": dict(policy),
+                    "sampling": dict(sampling, server=c.server) if c.server else dict(sampling),
                     "think_tokens": think_tokens(ids, self.opt.interventions.think_end, self.think_ids,
                                                  self._decode, prefill),
                     # the exact context the completion was drawn from (template, system turn, intervention

@@ -89,6 +89,23 @@ def cpu_kv_cache(per_token: int, model_context: int, max_model_len: int | None, 
     return context, min(max(want, per_token * context), cap), note
 
 
+def cpu_kv_sizing(model_path: str, max_model_len: int | None, max_tokens: int, command: str) -> tuple[int, int]:
+    """(max_model_len, kv_cache_bytes) of `model_path` on CPU by cpu_kv_cache (its note logged by `command`).
+    The in-process backend and `er serve` size the cache the same way."""
+    from transformers import AutoConfig
+
+    from er.io import log
+    from er.train.batching import available_memory
+
+    config = AutoConfig.from_pretrained(model_path)
+    model_context = getattr(getattr(config, "text_config", None) or config, "max_position_embeddings", None)
+    context, kv_bytes, note = cpu_kv_cache(kv_bytes_per_token(config), model_context or max_model_len or 4096,
+                                           max_model_len, max_tokens, available_memory("cpu"))
+    if note:
+        log(f"{command}: {note}")
+    return context, kv_bytes
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -106,18 +123,7 @@ class VLLMBackend:
                 "logprobs_mode": "raw_logprobs" if logprobs_mode == "raw" else "processed_logprobs",
                 "dtype": dtype or ("auto" if on_gpu else "float32")}
         if not on_gpu and kv_cache_memory_bytes is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-            from transformers import AutoConfig
-
-            from er.io import log
-            from er.train.batching import available_memory
-
-            config = AutoConfig.from_pretrained(model_path)
-            model_context = getattr(getattr(config, "text_config", None) or config, "max_position_embeddings", None)
-            max_model_len, kv_cache_memory_bytes, note = cpu_kv_cache(
-                kv_bytes_per_token(config), model_context or max_model_len or 4096, max_model_len, max_tokens,
-                available_memory("cpu"))
-            if note:
-                log(f"er sample: {note}")
+            max_model_len, kv_cache_memory_bytes = cpu_kv_sizing(model_path, max_model_len, max_tokens, "er sample")
         if max_model_len:
             init["max_model_len"] = max_model_len
         if gpu_memory_utilization is not None:

@@ -54,6 +54,13 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
         spec = (params.extra_args or {}).get("er_stop_scale")
         if not spec:
             return None
+        if isinstance(spec, str):  # over HTTP as a JSON object in a string
+            import json
+
+            spec = json.loads(spec)
+        if isinstance(spec, (list, tuple)):  # over HTTP (vllm_xargs holds scalars and lists): stop_scale_xarg
+            spec = {"token": spec[0], "bias": spec[1], "think_end": None if spec[2] < 0 else int(spec[2]),
+                    "closed": bool(spec[3])}
         token, bias, think_end = int(spec["token"]), float(spec["bias"]), spec.get("think_end")
         state = {"seen": 0, "open": not spec.get("closed", False)}
 
@@ -70,12 +77,28 @@ class StopScaleProcessor(_Adapter):  # type: ignore[misc,valid-type]
         return apply
 
 
+def stop_scale_xarg(token: int, bias: float, think_end: int | None, closed: bool) -> list:
+    """`er_stop_scale` for a request's `vllm_xargs` (whose values must be scalars or lists, not a dict):
+    [token, bias, think_end or -1, closed as 0/1]; StopScaleProcessor reads either form."""
+    return [int(token), float(bias), -1 if think_end is None else int(think_end), int(bool(closed))]
+
+
 class ReloadExtension:
     """Methods added to each vLLM worker (`worker_extension_cls`), called through `LLM.collective_rpc`."""
 
-    def er_reload_weights(self, weights_path: str) -> None:
+    def er_reload_weights(self, weights_path: str, step: str | None = None) -> None:
         self.reload_weights(weights_path=weights_path)  # type: ignore[attr-defined]
         repack_vocab_kernels(self.model_runner.get_model())  # type: ignore[attr-defined]
+        self.er_step = int(step) if step is not None else None  # recorded only once the load succeeded
+
+    def er_weights(self) -> dict:
+        """Which checkpoint this worker holds (vLLM points model_config.model at a reloaded path), the step
+        given with the last reload, and the model's shape (er.sampling.server_control reads it)."""
+        from er.sampling.server_control import model_shape
+
+        config = self.model_config  # type: ignore[attr-defined]
+        return {"path": config.model, "step": getattr(self, "er_step", None), "logprobs_mode": config.logprobs_mode,
+                **model_shape(config.hf_config.to_dict())}
 
 
 def repack_vocab_kernels(model) -> int:

@@ -107,6 +107,13 @@ class ExampleBuilder:
 
     def build(self, record: dict, group: int) -> Example:
         self._check_policy(record)
+        drawn = record.get("sampling")
+        if isinstance(drawn, dict) and drawn.get("length_from") == "usage" and record.get("token_ids") is None:
+            # re-tokenizing the text would train on tokens the policy may never have drawn (pitfall 1 of
+            # served sampling): such rows are for er score | er eval only
+            raise ErError(f"no token ids: sampled through an endpoint that returns none ({drawn.get('server')}, "
+                          "sampling.length_from 'usage'); er update trains on the drawn tokens only: sample with "
+                          "`er sample --server URL` (--api completions) or an in-process backend with --logprobs")
         completion = encode_completion(self.tok, record)
         prompt = record.get("prompt")
         if prompt is None and self.loss != "sft":
