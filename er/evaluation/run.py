@@ -88,6 +88,8 @@ class Evaluation:
                 from er.data.presets import get_preset
 
                 self.preset = get_preset(options.preset)
+        # the preset's verifier judges rows that carry no `correct`, unless --reward names one
+        self.default_verifier = self.preset.verifier if self.preset is not None and not options.rewards else None
         by = []
         for b in options.by:
             by += [x.strip() for x in b.split(",") if x.strip()]
@@ -126,14 +128,31 @@ class Evaluation:
             return stream.records()
         return (row for row in stream.records() if fits_preset(self.preset, row))
 
+    def _preset_verified(self, rows):
+        """`rows`, with the preset's verifier set up when the first row carries no `correct`."""
+        import itertools
+
+        first = next(rows, None)
+        if first is None:
+            return iter(())
+        if "correct" not in first[2]:
+            from er.scoring import Scorer
+
+            self.scorer = Scorer([self.default_verifier], workers=self.o.workers, timeout=self.o.timeout)
+            self.report.verifier = self.default_verifier
+        return itertools.chain([first], rows)
+
     def run(self, stream: RecordStream) -> list[dict]:
         add = self.report.add
         evaluated = 0
+        rows = self._rows(stream) if self.o.metric == "reasoning" else None
+        if rows is not None and self.default_verifier is not None:
+            rows = self._preset_verified(iter(rows))
         if self.scorer is not None:
             from er.groups import iter_groups
 
             seen = stream.notes[TIMEOUT_NOTE]
-            for group in self.scorer.run(iter_groups(self._rows(stream), stream), stream):
+            for group in self.scorer.run(iter_groups(rows, stream), stream):
                 key = None
                 for row in group:
                     try:
@@ -146,7 +165,7 @@ class Evaluation:
                     self.report.add_timeouts(key, now - seen)
                 seen = now
         elif self.o.metric == "reasoning":  # the hot loop: add() returns the key, never a drop reason
-            for row in self._rows(stream):
+            for row in rows:
                 try:
                     add(row[0], row[2])
                 except ErError as exc:

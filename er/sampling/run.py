@@ -114,6 +114,11 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         raise UsageError(f"--limit must be >= 0, not {limit}")
     if skip < 0:
         raise UsageError(f"--skip must be >= 0, not {skip}")
+    file_preset = None
+    if preset is not None and dataset is None and rows is None:
+        from er.data.presets import preset_for_files
+
+        file_preset = preset_for_files(preset)  # a bad name is a usage error before any model loads
     kind = choose_backend(eng.backend, opt.longctx)
     watcher = Watcher(watch) if watch else None
     path, name = model, model
@@ -169,9 +174,11 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         pass
     elif dataset is not None:
         rows = dataset_rows(dataset, split, preset, stream)
+    elif preset is not None:  # record files or stdin in the preset's shape
+        from er.data.presets import file_rows
+
+        rows = file_rows(stream.records(), file_preset, stream)
     else:
-        if preset is not None:
-            raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
         rows = stream.records()
     if loop:
         rows = iter_epochs(list(rows), opt.seed, loop=True, spacing=max(0, (limit or 0) - 1))

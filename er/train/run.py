@@ -36,7 +36,7 @@ def _broadcast(obj, rank: int):
 
 def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
                strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
-               mode_tolerance: float = 0.0) -> int:
+               mode_tolerance: float = 0.0, allow_zero_signal: bool = False) -> int:
     """Train on `stream` (read on rank 0 only; other ranks pass None). Returns the number of steps."""
     from er.train import checkpoint as ckpt
     from er.train.data import ExampleBuilder, StepReader
@@ -59,7 +59,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
     from er.progress import Progress, wanted
 
     bar = Progress(unit="step", desc="er update", on=rank == 0 and wanted(stream.quiet))
-    steps = 0
+    steps = zero = 0  # zero: steps with no policy-gradient signal (er.train.zero_signal)
     saved_step = None  # on every rank: save() returns the path on rank 0 only
     reader = None
     if rank == 0:
@@ -88,6 +88,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
             raise ErError(f"rank 0 stopped: {batch}")
         metrics = trainer.run_step(batch)
         steps += 1
+        zero += bool(metrics.get("zero_signal"))
         bar.update(1, tokens=metrics.get("tokens") or 0, step=trainer.step, loss=metrics.get("loss"))
         if cfg.save_every and trainer.step % cfg.save_every == 0:
             metrics["checkpoint"] = trainer.save()
@@ -108,4 +109,8 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
 
         dist.barrier()
         dist.destroy_process_group()
+    from er.train.zero_signal import check_run
+
+    if not allow_zero_signal:
+        check_run(steps, zero, trainer.step - trainer.zero_signal_steps)
     return steps
