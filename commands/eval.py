@@ -32,6 +32,7 @@ def run(
     span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
     plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", metavar="NAME", help="Name each input's run (repeatable, one per input, in order): the report's `run` field, the table's run column and the plot's legend (default with --compare: the file name without its extensions).")] = None,
     min_pass: Annotated[float | None, typer.Option("--min-pass", metavar="RATE", help="Pre-flight of a training run: exit 1 when a report's pass@G (the largest k) is below RATE, with the figure and what to change (--max-tokens L_T, the data, the model); the reports are written first.")] = None,
     output: Output = None,
     format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|parquet|md", help="jsonl, arrow, parquet (as every command's --format), or md (a Markdown table).")] = "jsonl",
@@ -72,8 +73,8 @@ def run(
                           compare=compare, baseline=baseline, preset=preset, rewards=list(reward or []),
                           workers=default_workers() if workers is None else workers, timeout=timeout, gamed=list(gamed or []), lc_lambda=lc_lambda,
                           emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band,
-                          auc_tokens=auc_tokens, aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
-    evaluation = Evaluation(options, n_inputs=len(inputs or []))
+                          auc_tokens=auc_tokens, labels=list(label or []), aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
+    evaluation = Evaluation(options, n_inputs=len(inputs or []), inputs=inputs)
     md = format == "md"
     with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
                 quiet=True, kind="report", progress=not quiet) as s:

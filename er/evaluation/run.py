@@ -47,6 +47,19 @@ class EvalOptions:
     band: float = 0.2
     auc_tokens: int | None = None
     aes_weights: tuple[float, float, float] | None = None
+    labels: list[str] = field(default_factory=list)  # --label per input, in order
+
+
+def input_labels(labels: list[str], inputs: list[str] | None) -> dict[str, str]:
+    """{source: --label} for each input (stdin's source is <stdin>); a usage error unless one per input."""
+    if not labels:
+        return {}
+    inputs = list(inputs or []) or ["-"]
+    if len(labels) != len(inputs):
+        raise UsageError(f"--label: {len(labels)} label(s) for {len(inputs)} input(s); give one per input, in order")
+    if len(set(labels)) != len(labels):
+        raise UsageError("--label: each input needs its own name")
+    return {"<stdin>" if path == "-" else path: label for path, label in zip(inputs, labels)}
 
 
 def parse_ints(values: list[str] | None, flag: str) -> list[int]:
@@ -63,7 +76,7 @@ def parse_ints(values: list[str] | None, flag: str) -> list[int]:
 
 
 class Evaluation:
-    def __init__(self, options: EvalOptions, n_inputs: int):
+    def __init__(self, options: EvalOptions, n_inputs: int, inputs: list[str] | None = None):
         self.o = options
         if options.metric not in METRICS:
             raise UsageError(f"--metric must be one of {', '.join(METRICS)}, not {options.metric!r}")
@@ -94,7 +107,7 @@ class Evaluation:
         for b in options.by:
             by += [x.strip() for x in b.split(",") if x.strip()]
         self.keys = Keys(by, default_dataset=(self.preset or self.long_preset).name if (self.preset or self.long_preset) else None,
-                         run_by_file=options.compare and n_inputs > 1)
+                         run_by_file=options.compare and n_inputs > 1, labels=input_labels(options.labels, inputs))
         self.scorer = None
         module, cls = METRICS[options.metric]
         klass = getattr(importlib.import_module(module), cls)

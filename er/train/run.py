@@ -112,5 +112,5 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
     from er.train.zero_signal import check_run
 
     if not allow_zero_signal:
-        check_run(steps, zero, trainer.step - trainer.zero_signal_steps)
+        check_run(steps, zero, trainer.step - trainer.zero_signal_steps, stream)
     return steps

@@ -72,7 +72,7 @@ def skipped_step(trainer, batch, why: str, lr: float) -> dict:
     }
 
 
-def check_run(steps: int, zero: int, trained_ever: int) -> None:
+def check_run(steps: int, zero: int, trained_ever: int, stream=None) -> None:
     """Exit status 1 (ErError) when every one of this run's `steps` (> 0) had zero signal and no step
     since the base model was trained (`trained_ever` 0: a fresh run, or a resume of such a run).
 
@@ -80,6 +80,8 @@ def check_run(steps: int, zero: int, trained_ever: int) -> None:
     loop runs one step per `er update`): that is warned about, not an error.
     """
     if steps and zero == steps and trained_ever == 0:
+        if stream is not None:
+            stream.close(ok=True)  # the metrics records say what happened: keep them (-o is committed)
         raise ErError(f"all {steps} step{'s' if steps != 1 else ''} had zero signal (every advantage 0): "
                       "the model was never trained. Check the pre-flight (base-model pass@G within L_T, "
                       "README): raise --max-tokens (L_T), use easier data, or start from a stronger model")

@@ -50,8 +50,10 @@ def test_an_all_zero_step_is_skipped_but_counted_between_trained_steps(tiny_mode
 def test_a_run_of_only_zero_signal_steps_exits_1_and_says_so(tiny_model, tmp_path, capsys):
     rows = _rows(1, None, reward=0.5) + _rows(2, True, reward=1.0)
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    code, err = run_er(["update", "-m", tiny_model, "--out", tmp_path / "ck", "--batch-size", "8", src], capsys)
+    code, err = run_er(["update", "-m", tiny_model, "--out", tmp_path / "ck", "--batch-size", "8", src,
+                        "-o", tmp_path / "m.jsonl"], capsys)
     assert code == 1
+    assert [m["zero_signal"] for m in read_jsonl(tmp_path / "m.jsonl")] == [True, True]  # the record is kept
     assert "step 1 has zero signal: all rewards equal within each group (2 groups)" in err
     assert "step 2 has zero signal: every row correct (8 of 8)" in err
     last = err.strip().splitlines()[-1]
