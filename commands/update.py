@@ -80,6 +80,7 @@ def run(
     Runs unchanged
     under `torchrun --nproc-per-node N` (DDP, or --fsdp).
     """
+    flags = dict(locals())  # the resolved flag values, before any other name is bound (er.config.resolved)
     from er.errors import UsageError
     from er.train.run import run_update
     from er.train.config import UpdateConfig
@@ -112,7 +113,10 @@ def run(
         from er.advantaging import build_estimator
 
         build_estimator(estimator)  # a bad --estimator is a usage error before the model loads
+    from er.config import resolved
+
     kwargs = dict(resume=resume, strict=strict, estimator=estimator, dynamic_sampling=dynamic_sampling,
+                  command_config=resolved(flags),
                   allow_zero_signal=allow_zero_signal,
                   mode_tolerance=mode_switch_tol)
     if int(os.environ.get("RANK", "0")) != 0:

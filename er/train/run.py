@@ -36,7 +36,8 @@ def _broadcast(obj, rank: int):
 
 def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
                strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
-               mode_tolerance: float = 0.0, allow_zero_signal: bool = False) -> int:
+               mode_tolerance: float = 0.0, allow_zero_signal: bool = False,
+               command_config: dict | None = None) -> int:
     """Train on `stream` (read on rank 0 only; other ranks pass None). Returns the number of steps."""
     from er.train import checkpoint as ckpt
     from er.train.data import ExampleBuilder, StepReader
@@ -48,6 +49,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
         check_out_dir(out_dir)
         ckpt.clean_temporaries(out_dir)
     trainer = Trainer(model, out_dir, cfg, resume=resume)
+    trainer.command_config = command_config  # recorded beside each checkpoint's trainer state (er.config)
     distributed = trainer.distributed
     if rank == 0 and resume:
         if trainer.resumed_from:

@@ -316,6 +316,10 @@ class Trainer:
         if self.rank == 0:
             path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd,
                                         keep_last=self.cfg.keep_last)
+            if getattr(self, "command_config", None) is not None:
+                from er.config import record
+
+                record(path, self.command_config)  # the run's resolved flags, to repeat it with --config
         if self.distributed:
             torch.distributed.barrier()
         return path

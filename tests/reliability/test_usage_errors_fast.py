@@ -1,7 +1,8 @@
 """Every usage error is reported before any model or heavy library loads: exit 2 in under a second.
 
-Each case runs `er.cli.main` in a fresh interpreter and times the command itself (interpreter start-up
-and `import er.cli` excluded, they are the same for every command); a command that loaded torch,
+Each case runs `er.cli.main` in a fresh interpreter and times the command itself in CPU seconds
+(interpreter start-up and `import er.cli` excluded, they are the same for every command; CPU time, so
+that a busy machine does not inflate it); a command that loaded torch,
 transformers or vLLM before refusing its flags would take seconds, and the case checks that none did.
 """
 
@@ -19,9 +20,9 @@ PROBE = """
 import json, sys, time
 from er.cli import main
 argv = json.loads(sys.argv[1])
-t0 = time.perf_counter()
+t0 = time.process_time()
 code = main(argv)
-print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
+print(json.dumps({"code": code, "seconds": time.process_time() - t0,
                   "heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modules]}))
 """
 
