@@ -26,7 +26,8 @@
 # STEPS, G, PROMPTS_PER_STEP, MAX_TOKENS, TEMPERATURE, BACKEND, SEED, REWARD (space-separated
 # NAME[:k=v]), SCORE_ARGS, ESTIMATOR, DYNAMIC_SAMPLING (1 = on), ADVANTAGE_ARGS, LOSS, LR, CLIP_LOW,
 # CLIP_HIGH, KL_COEF, UPDATE_ARGS, SAMPLE_ARGS, TORCHRUN (e.g. "torchrun --nproc-per-node 8"),
-# KEEP_LAST, ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout).
+# KEEP_LAST, ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout),
+# ALLOW_ZERO_SIGNAL (1: exit 0 even when every step had zero signal; see er update --help).
 set -euo pipefail
 
 : "${MODEL:?set MODEL=<model dir or Hub name>}"
@@ -58,7 +59,7 @@ $ER sample -m "$MODEL" --watch "$CKPT" "${source[@]}" --loop --limit $((STEPS * 
   | "${update[@]}" -m "$MODEL" --out "$CKPT" --resume --loss "$LOSS" --lr "$LR" \
       --batch-size $((PROMPTS_PER_STEP * G)) --clip-low "$CLIP_LOW" --clip-high "$CLIP_HIGH" \
       --kl-coef "$KL_COEF" --seed "$SEED" --save-every 1 ${KEEP_LAST:+--keep-last "$KEEP_LAST"} \
-      ${UPDATE_ARGS:-} -q > "$METRICS" &
+      ${ALLOW_ZERO_SIGNAL:+--allow-zero-signal} ${UPDATE_ARGS:-} -q > "$METRICS" &
 set +m
 group=$(jobs -p %1)
 
