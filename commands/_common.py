@@ -10,7 +10,7 @@ from er.io import RecordStream
 
 Inputs = Annotated[Optional[list[str]], typer.Argument(help="Input files (JSONL, Arrow, Parquet; .gz/.zst) or datasets save_to_disk directories; '-' or none for stdin.", show_default=False)]
 Output = Annotated[Optional[str], typer.Option("-o", "--output", help="Write here instead of stdout: a file through a temporary name renamed on success (after a failure or Ctrl-C, FILE is as it was); a FIFO or device is written into.")]
-Format = Annotated[str, typer.Option("--format", help="Output format: jsonl or arrow.")]
+Format = Annotated[str, typer.Option("--format", help="Output format: jsonl, arrow (the IPC stream format on stdout and in x.arrows, the IPC file format in x.arrow/x.feather/x.ipc, which pandas, polars and pyarrow's open_file read) or parquet (row groups written as the records come); -o x.parquet, x.arrow, x.feather, x.arrows imply theirs.")]
 Rejects = Annotated[Optional[str], typer.Option("--rejects", help="Keep going past bad rows and write them here as {source, line, error, record}.")]
 MaxLineBytes = Annotated[int, typer.Option("--max-line-bytes", help="Reject JSONL lines longer than this.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
@@ -22,7 +22,9 @@ def stream(command: str, inputs, output, fmt, rejects, max_line_bytes, quiet=Fal
            progress: bool = False) -> RecordStream:
     """The command's RecordStream; `progress`: count the rows read on stderr when it is a terminal (er.progress)."""
     arrow_schema = arrow_nested = None
-    if fmt == "arrow" and kind:
+    from er.output_formats import resolve
+
+    if resolve(fmt, output) != "jsonl" and kind:
         from er.schema import arrow_nested_types, arrow_schema as schema_for
 
         arrow_schema, arrow_nested = schema_for(kind), arrow_nested_types(kind)

@@ -24,7 +24,7 @@ def run(
     baseline: Annotated[str | None, typer.Option("--baseline", help="The baseline model name or file for --compare (default: the first).")] = None,
     aes_weights: Annotated[str | None, typer.Option("--aes-weights", metavar="A,B,C", help="AES weights α,β,γ (implies --compare): AES = α·ΔL + β·ΔA if ΔA >= 0 else α·ΔL − γ·|ΔA|, ΔL = relative length reduction, ΔA = relative accuracy change vs the baseline (O1-Pruner, Luo et al. 2025; default 1,3,5 as there).")] = None,
     auc_tokens: Annotated[int | None, typer.Option("--auc-tokens", metavar="T", help="Horizon T of oaa_auc (OptimalThinkingBench's AUC_OAA = mean of correct·max(0, 1 − think_tokens/T), think_tokens falling back to completion_tokens; default: the largest sampling.max_tokens, else the longest completion). Reported as auc_tokens.")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n. leval / lcfo (reconstructed fields): score samples of `er sample --dataset FILE --preset leval|lcfo` (or L-Eval's own prediction files) with that metric, one report per task / ratio; LLM-judged L-Eval items are dropped (no judge run).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): dataset name, answer format, recommended n; without --reward its verifier (math) judges rows that carry no `correct`. leval / lcfo (reconstructed fields): score samples of `er sample --dataset FILE --preset leval|lcfo` (or L-Eval's own prediction files) with that metric, one report per task / ratio; LLM-judged L-Eval items are dropped (no judge run).")] = None,
     gamed: Annotated[list[str] | None, typer.Option("--gamed", help="lc-winrate: generator_2 names of length-gamed baseline variants (regularise-to-baseline).")] = None,
     lc_lambda: Annotated[float, typer.Option("--lc-lambda", help="lc-winrate: total weight of the gamed-baseline rows.")] = 0.2,
     emotion_tables: Annotated[str, typer.Option("--emotion-tables", help="emotion: directory with emotion_{wheels,synonyms,forms}.json (default: the shipped toy tables).")] = "",
@@ -32,8 +32,10 @@ def run(
     span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
     plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", metavar="NAME", help="Name each input's run (repeatable, one per input, in order): the report's `run` field, the table's run column and the plot's legend (default with --compare: the file name without its extensions).")] = None,
+    min_pass: Annotated[float | None, typer.Option("--min-pass", metavar="RATE", help="Pre-flight of a training run: exit 1 when a report's pass@G (the largest k) is below RATE, with the figure and what to change (--max-tokens L_T, the data, the model); the reports are written first.")] = None,
     output: Output = None,
-    format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|md", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
+    format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|parquet|md", help="jsonl, arrow, parquet (as every command's --format), or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
     quiet: Quiet = False,
@@ -64,15 +66,19 @@ def run(
         from er.evaluation.plot import plot_format
 
         plot_format(plot)  # a bad extension is a usage error before any row is read
-    if format not in ("jsonl", "arrow", "md"):
-        raise UsageError(f"--format must be jsonl, arrow or md, not {format!r}")
+    if min_pass is not None:
+        from er.evaluation.preflight import check_rate
+
+        check_rate(min_pass)
+    if format not in ("jsonl", "arrow", "parquet", "md"):
+        raise UsageError(f"--format must be jsonl, arrow, parquet or md, not {format!r}")
     options = EvalOptions(metric=metric, by=list(by or []), budgets=parse_ints(budgets, "--budgets"),
                           ks=parse_ints(k, "--k") or None, maj=parse_ints(maj, "--maj"), extract=extract,
                           compare=compare, baseline=baseline, preset=preset, rewards=list(reward or []),
                           workers=default_workers() if workers is None else workers, timeout=timeout, gamed=list(gamed or []), lc_lambda=lc_lambda,
                           emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band,
-                          auc_tokens=auc_tokens, aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
-    evaluation = Evaluation(options, n_inputs=len(inputs or []))
+                          auc_tokens=auc_tokens, labels=list(label or []), aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
+    evaluation = Evaluation(options, n_inputs=len(inputs or []), inputs=inputs)
     md = format == "md"
     with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
                 quiet=True, kind="report", progress=not quiet) as s:
@@ -88,3 +94,7 @@ def run(
             evaluation.plot(plot, reports)
     if not quiet:
         log(summary(s, evaluation.evaluated, len(reports)))
+    if min_pass is not None:
+        from er.evaluation.preflight import check
+
+        check(reports, min_pass)

@@ -49,7 +49,7 @@ def run(
     limit: Annotated[Optional[int], typer.Option("--limit", "--max-prompts", help="Stop after this many prompts (0: none).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Read prompts with datasets.load_dataset(NAME) (or a local .jsonl/.parquet) instead of record files.")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Dataset split (default: the preset's).")] = None,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Map dataset rows to prompts: gsm8k, math500, aime24, amc23, gpqa; leval, lcfo (a local JSONL in the published format: one prompt per instruction / summary ratio).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Read rows in a benchmark's shape as prompts: gsm8k (question, answer ending '#### 42'), math500 and aime24 (problem, answer), amc23 (question, answer), gpqa (Question, Correct Answer, Incorrect Answer 1-3), from the record files or stdin (other columns kept, a row's own id kept), or with --dataset from the Hub (NAME = the preset alone) or a local file; leval, lcfo with --dataset FILE only (the published format: one prompt per instruction / summary ratio).")] = None,
     skip: Annotated[int, typer.Option("--skip", help="Start at this position of the prompts (of the cycled list with --loop); skipped ids still count for id#k group_ids.")] = 0,
     shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: only prompts whose position % N == I (0-based; Slurm arrays).")] = None,
     output: Output = None,

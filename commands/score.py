@@ -17,6 +17,7 @@ def run(
     workers: Annotated[Optional[int], typer.Option(help="Processes verifying answers (default: cores; 0 = in this process, no hard timeout).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per row for answer checking; a row over it is killed and scored null.")] = 10.0,
     state: Annotated[Optional[str], typer.Option(help="State file for stateful rewards (HAPO history), JSONL keyed by prompt id; one er score uses it at a time (a second is refused, exit 2).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark preset (gsm8k, math500, aime24, amc23, gpqa): without --reward, score with its verifier (math).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the rewards and exit.")] = False,
     output: Output = None,
     format: Format = "jsonl",
@@ -51,6 +52,12 @@ def run(
     from er.groups import iter_groups
     from er.pool import default_workers
     from er.scoring import Scorer
+
+    if preset is not None:
+        from er.data.presets import get_preset
+
+        verifier = get_preset(preset).verifier
+        reward = reward or [verifier]
 
     scorer = Scorer(list(reward or []), combine=combine,
                     workers=default_workers() if workers is None else workers, timeout=timeout)

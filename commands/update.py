@@ -55,6 +55,7 @@ def run(
     fsdp: Annotated[bool, typer.Option("--fsdp", help="Under torchrun: FSDP2 sharding instead of DDP.")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Error (instead of warn) on rows sampled from another policy.")] = False,
+    allow_zero_signal: Annotated[bool, typer.Option("--allow-zero-signal", help="Exit 0 even when every step had zero signal and the model was never trained (each such step is still warned about).")] = False,
     output: Output = None,
     rejects: Rejects = None,
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
@@ -67,12 +68,22 @@ def run(
     checkpoints DIR/step-N (+ DIR/latest) every --save-every steps and at the end: each step-N is a plain
     save_pretrained directory (transformers and vLLM load it as it is); the optimizer and RNG state for
     --resume live in DIR/trainer-state/step-N. Rows without
-    `advantage` but with `reward` get advantages from --estimator (as `er advantage`). Runs unchanged
+    `advantage` but with `reward` get advantages from --estimator (as `er advantage`).
+
+    Zero-signal steps: with --loss grpo (no --kl-coef/--entropy-coef/--mode-switch-coef), a step whose
+    every advantage is 0 has no gradient: its forward/backward and optimizer update are skipped (no
+    weight decay either), but the step is counted, so step-N, latest, --save-every and --resume number
+    it as any other; its metrics record has zero_signal true, and stderr says why (no correct rows, every
+    row correct, all rewards equal within each group). A run whose every step had zero signal, from a
+    model never trained since its base, exits 1 after writing its checkpoints (--allow-zero-signal: 0).
+
+    Runs unchanged
     under `torchrun --nproc-per-node N` (DDP, or --fsdp).
     """
+    flags = dict(locals())  # the resolved flag values, before any other name is bound (er.config.resolved)
     from er.errors import UsageError
     from er.train.run import run_update
-    from er.train.trainer import UpdateConfig
+    from er.train.config import UpdateConfig
 
     micro = None
     if max_tokens_per_micro_batch != "auto":
@@ -98,7 +109,15 @@ def run(
         temperature=temperature, save_every=save_every, keep_last=keep_last, fsdp=fsdp, device=device,
     )
     cfg.check()
+    if estimator is not None:
+        from er.advantaging import build_estimator
+
+        build_estimator(estimator)  # a bad --estimator is a usage error before the model loads
+    from er.config import resolved
+
     kwargs = dict(resume=resume, strict=strict, estimator=estimator, dynamic_sampling=dynamic_sampling,
+                  command_config=resolved(flags),
+                  allow_zero_signal=allow_zero_signal,
                   mode_tolerance=mode_switch_tol)
     if int(os.environ.get("RANK", "0")) != 0:
         run_update(model, out, cfg, None, **kwargs)

@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from er.config import add_option as add_config_option
 from er.helptext import fields_epilog, set_metavars
 
 # (command name, module in er.commands). Each module's `run` is the command; its docstring the help.
@@ -74,7 +75,18 @@ def click_group(only: str | None = None):
     group = typer.main.get_command(build_app(only))
     for command in group.commands.values():
         set_metavars(command)
+        add_config_option(command)
     return group
+
+
+def _config_defaults(group, argv: list[str]) -> dict | None:
+    """click's default_map from `er NAME ... --config FILE` (er.config), or None without one."""
+    from er.config import config_path, default_map
+
+    name, path = _command_name(argv), config_path(argv[1:])
+    if not name or path is None or name not in group.commands:
+        return None
+    return {name: default_map(group.commands[name], path)}
 
 
 def _command_name(argv: list[str]) -> str:
@@ -107,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     prefix = " ".join(filter(None, ["er", _command_name(argv)]))
     code = 0
     try:
-        result = click_group(only=_command_name(argv) or None).main(args=argv, prog_name="er", standalone_mode=False)
+        group = click_group(only=_command_name(argv) or None)
+        result = group.main(args=argv, prog_name="er", standalone_mode=False, default_map=_config_defaults(group, argv))
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code

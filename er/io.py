@@ -13,7 +13,8 @@ file stops at its first line with the command that converts it to JSONL (`er.inp
 with `--rejects`: a whole file in another format is not a bad row among good ones. A UTF-8 byte-order
 mark before JSONL is skipped.
 
-Output: stdout or `-o FILE`, `--format jsonl|arrow`. A regular file or a new name is written to a
+Output: stdout or `-o FILE`, `--format jsonl|arrow|parquet` (`-o x.arrow` is the Arrow IPC file
+format, stdout and `x.arrows` the stream format, `x.parquet` Parquet row groups: er.output_formats). A regular file or a new name is written to a
 temporary name and renamed on success (a failure never leaves a half-written file under the final
 name), with the mode the umask gives a new file (an existing file keeps its mode); a symlink is
 followed (its target is replaced, the link stays); anything else (a FIFO, `/dev/null`, a terminal)
@@ -281,8 +282,9 @@ class RecordStream:
         arrow_schema: Any = None,
         arrow_nested: dict | None = None,
     ):
-        if fmt not in ("jsonl", "arrow"):
-            raise UsageError(f"--format must be jsonl or arrow, not {fmt!r}")
+        from er.output_formats import resolve
+
+        fmt = resolve(fmt, output)  # -o x.parquet / x.arrow name their format
         self.command = command
         self.inputs = list(inputs or []) or ["-"]
         if self.inputs.count("-") > 1:
@@ -546,7 +548,10 @@ class RecordWriter:
 
     def __init__(self, output: str | None, fmt: str = "jsonl", arrow_schema: Any = None,
                  arrow_nested: dict | None = None):
-        self.fmt = fmt
+        from er.output_formats import container, resolve
+
+        self.fmt = resolve(fmt, output)
+        self._container = container(self.fmt, output)  # Arrow stream or file, or Parquet (er.output_formats)
         self.output = None if output in (None, "-") else output
         self._target: OutputFile | None = None
         if self.output is None:
@@ -633,7 +638,9 @@ class RecordWriter:
                                       for f in inferred])
                 inferred = arrow_rows.with_declared_children(inferred, self._arrow_nested)
             self._schema = inferred
-            self._arrow_writer = pa.ipc.new_stream(self._out, inferred)
+            from er.output_formats import open_writer
+
+            self._arrow_writer = open_writer(self._container, self._out, inferred)
         names = set(self._schema.names)
         structs = [(f.name, f.type) for f in self._schema if pa.types.is_struct(f.type)]
         for r in rows:
@@ -669,6 +676,11 @@ class RecordWriter:
         try:
             if ok:
                 self.flush()
+                if self._arrow_writer is None and self._container != "stream" and self._arrow_schema is not None:
+                    from er.output_formats import open_writer
+
+                    # no rows: an Arrow file or Parquet file needs its footer, with the kind's declared schema
+                    self._arrow_writer = open_writer(self._container, self._out, self._arrow_schema)
                 if self._arrow_writer is not None:
                     try:
                         self._arrow_writer.close()

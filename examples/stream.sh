@@ -29,6 +29,7 @@
 # KEEP_LAST, ER (the er command), CKPT (checkpoint dir), METRICS (metrics file; default: stdout),
 # SERVER (URL[,URL...] of running `er serve` servers: the sampler samples from them and moves them to
 # each new checkpoint in place, instead of an engine of its own; BACKEND then does not apply).
+# ALLOW_ZERO_SIGNAL (1: exit 0 even when every step had zero signal; see er update --help).
 set -euo pipefail
 
 : "${MODEL:?set MODEL=<model dir or Hub name>}"
@@ -61,7 +62,7 @@ $ER sample -m "$MODEL" --watch "$CKPT" "${source[@]}" --loop --limit $((STEPS * 
   | "${update[@]}" -m "$MODEL" --out "$CKPT" --resume --loss "$LOSS" --lr "$LR" \
       --batch-size $((PROMPTS_PER_STEP * G)) --clip-low "$CLIP_LOW" --clip-high "$CLIP_HIGH" \
       --kl-coef "$KL_COEF" --seed "$SEED" --save-every 1 ${KEEP_LAST:+--keep-last "$KEEP_LAST"} \
-      ${UPDATE_ARGS:-} -q > "$METRICS" &
+      ${ALLOW_ZERO_SIGNAL:+--allow-zero-signal} ${UPDATE_ARGS:-} -q > "$METRICS" &
 set +m
 group=$(jobs -p %1)
 

@@ -91,7 +91,7 @@ def _batches(path) -> list[int]:
 
 
 def test_writer_sizes_batches_by_bytes_after_a_short_first_batch(tmp_path):
-    small, heavy = tmp_path / "small.arrow", tmp_path / "heavy.arrow"
+    small, heavy = tmp_path / "small.arrows", tmp_path / "heavy.arrows"  # the stream format
     w = RecordWriter(str(small), "arrow")
     for i in range(20_000):
         w.write({"i": i})
@@ -108,7 +108,7 @@ def test_writer_sizes_batches_by_bytes_after_a_short_first_batch(tmp_path):
 
 
 def test_writer_takes_fields_that_appear_later_in_the_first_batch(tmp_path):
-    path = tmp_path / "o.arrow"
+    path = tmp_path / "o.arrows"
     w = RecordWriter(str(path), "arrow")
     w.write({"a": 1})
     w.write({"a": 2, "b": "x"})

@@ -32,7 +32,7 @@ def test_metavars_name_what_to_type():
     assert "--reward NAME[:KEY=VALUE,...]" in out and "--output FILE" in out and "--workers N" in out
     assert "[FILE]..." in out and "--combine sum|product" in out
     out = run_er("eval", "--help", env={"COLUMNS": "200"}, check=True).stdout.decode()
-    assert "--auc-tokens T" in out and "--aes-weights A,B,C" in out and "--format jsonl|arrow|md" in out
+    assert "--auc-tokens T" in out and "--aes-weights A,B,C" in out and "--format jsonl|arrow|parquet|md" in out
 
 
 def test_help_wraps_at_columns():

@@ -25,6 +25,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
+from er.errors import ErError
+
 MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 CHOICE_SUFFIX = ("Please reason step by step, and put the letter of the correct option (A, B, C or D) "
                  "within \\boxed{}.")
@@ -47,14 +49,15 @@ class Preset:
     recommended_n: int
     convert: Callable[[dict, int], dict] = field(repr=False)
     description: str = ""
+    fields: tuple[str, ...] = ()  # the row fields `convert` needs (and replaces); a row's others are kept
+    also: tuple[str, ...] = ()  # fields `convert` reads when present (and replaces, e.g. MATH-500's level)
+    verifier: str = "math"  # the reward that judges its answers (er score/eval --preset without --reward)
 
     def to_prompt(self, row: dict, index: int) -> dict:
         """The prompt record for dataset row `row` (0-based `index` in its split)."""
         try:
             record = self.convert(row, index)
         except KeyError as exc:
-            from er.errors import ErError
-
             raise ErError(f"preset {self.name}: row {index} has no field {exc.args[0]!r} "
                           f"(fields: {', '.join(sorted(row))})") from None
         record.setdefault("dataset", self.name)
@@ -130,17 +133,65 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("gsm8k", "openai/gsm8k", "main", "test", "number", 1, _gsm8k,
-               "Grade-school math word problems; gold after '####'."),
+               "Grade-school math word problems; gold after '####'.", ("question", "answer")),
         Preset("math500", "HuggingFaceH4/MATH-500", None, "test", "latex", 4, _math500,
-               "MATH-500 (Lightman et al. subset of MATH)."),
+               "MATH-500 (Lightman et al. subset of MATH).", ("problem", "answer"),
+               ("unique_id", "subject", "level")),
         Preset("aime24", "HuggingFaceH4/aime_2024", None, "train", "number", 64, _aime24,
-               "AIME 2024, 30 problems; integer answers 0-999."),
+               "AIME 2024, 30 problems; integer answers 0-999.", ("problem", "answer")),
         Preset("amc23", "math-ai/amc23", None, "test", "number", 32, _amc23,
-               "AMC 2023, 40 problems."),
+               "AMC 2023, 40 problems.", ("question", "answer")),
         Preset("gpqa", "Idavidrein/gpqa", "gpqa_diamond", "train", "choice", 8, _gpqa,
-               "GPQA-Diamond, 198 four-option science questions (gated on the Hub)."),
+               "GPQA-Diamond, 198 four-option science questions (gated on the Hub).",
+               ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"), ("Record ID",)),
     )
 }
+
+
+def matching_presets(row: dict) -> list[str]:
+    """The presets whose fields `row` has (a GSM8K answer is the one with '####'), for a hint."""
+    found = []
+    for p in PRESETS.values():
+        if p.fields and all(f in row for f in p.fields):
+            if p.name == "amc23" and "####" in str(row.get("answer", "")):
+                continue
+            if p.name == "gsm8k" and "####" not in str(row.get("answer", "")):
+                continue
+            found.append(p.name)
+    return found
+
+
+def file_rows(rows, preset: Preset, stream):
+    """Prompt records from `rows` ((source, line, record) of a RecordStream) in `preset`'s shape.
+
+    The preset's own fields become `id`/`prompt`/`answer` as from the Hub; every other column is kept.
+    A row's own `id` wins over the preset's positional one. A row that does not fit is rejected at its
+    line (`--rejects` keeps it aside).
+    """
+    index = 0
+    for source, line, row in rows:
+        try:
+            record = preset.to_prompt(row, index)
+        except ErError as exc:
+            stream.reject(source, line, exc.message, row)
+            continue
+        finally:
+            index += 1
+        kept = {k: v for k, v in row.items() if k not in preset.fields and k not in preset.also}
+        if row.get("id") is not None:
+            record["id"] = row["id"]
+        yield source, line, {**kept, **record}
+
+
+def preset_for_files(name: str) -> Preset:
+    """The preset `er sample --preset NAME FILE...` reads record files with (UsageError otherwise)."""
+    from er.evaluation.longbench import LONG_PRESETS
+
+    if name in LONG_PRESETS:
+        from er.errors import UsageError
+
+        raise UsageError(f"--preset {name} reads its published files with --dataset FILE (one document, several prompts)")
+    return get_preset(name)
 
 
 def get_preset(name: str) -> Preset:

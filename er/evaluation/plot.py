@@ -3,13 +3,18 @@ panels, titled with the runs, datasets and row counts. Each series (a report: ru
 has one colour in every panel and a short name in the legend (a model path shows its last component, or
 `parent/step-N` for checkpoints).
 
-1. accuracy (%) vs mean completion tokens, one point per report, with the Pareto frontier per dataset
-   (points no other point beats on both higher accuracy and fewer tokens);
+1. accuracy (%) vs mean completion tokens, one point per report with its 95% intervals (Wilson for the
+   accuracy, bootstrap for the mean length: er.evaluation.intervals), with the Pareto frontier per
+   dataset (points no other point beats on both higher accuracy and fewer tokens);
 2. completion-length histograms, correct (solid) vs incorrect (dotted); as shares of each series' rows
    when the series differ in size, so a run with more rows does not look longer;
 3. OptimalThinkingBench's accuracy under a thinking budget, OAA_t = (1/n) Σ correct_i · 1[think_i < t]
    for t in [0, T] (think_i = think_tokens, else completion_tokens; T = the report's auc_tokens), with
-   the area under it (the report's oaa_auc) in the legend.
+   the area under it (the report's oaa_auc) in the legend; without a think block in any row the axes
+   say "completion tokens" (the budget is then on the whole completion).
+
+Series also differ by marker (hollow) and line style, so that two identical runs drawn on top of each
+other stay visible as two.
 
 Accuracy axes start at 0. SVG keeps its text as text (searchable, editable in a paper's figure).
 """
@@ -21,8 +26,11 @@ import re
 from collections.abc import Iterable
 
 from er.errors import UsageError
+from er.evaluation.intervals import mean_interval, wilson
 
 WIDTH_PX, HEIGHT_PX, DPI = 1650, 560, 100
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DASHES = ("-", "--", "-.", ":")
 FORMATS = ("png", "svg", "pdf")
 _CHECKPOINT = re.compile(r"(step-\d+|checkpoint-\d+|latest)$")
 
@@ -104,6 +112,13 @@ def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int,
     names = list(dict.fromkeys(series_name(f, by, multi) for f, *_ in groups))
     palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     color = {name: palette(i % palette.N) for i, name in enumerate(names)}
+    # a marker and a line style per series too, so that runs on top of each other stay visible
+    marker = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
+    dash = {name: DASHES[i % len(DASHES)] for i, name in enumerate(names)}
+    # earlier series drawn wider, so an identical later one leaves a rim of the earlier colour
+    width = {name: 1.6 + 1.4 * (len(names) - 1 - i) / max(1, len(names) - 1) for i, name in enumerate(names)}
+    lengths = {series_name(f, by, multi): t[t >= 0] for f, t, _, _ in groups}
+    thinking = any(r.get("mean_think_tokens") is not None for r in reports)
 
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     fig.suptitle(_title(names, datasets, [len(g[3]) for g in groups]), fontsize=13)
@@ -115,14 +130,23 @@ def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int,
             continue
         name = series_name(r, by, multi)
         x, y = r["mean_tokens"], 100 * r["accuracy"]
-        ax1.scatter([x], [y], color=color.get(name, "k"), s=60, zorder=3, label=name)
+        c = color.get(name, "k")
+        acc_ci = wilson(r.get("correct") or 0, r.get("judged") or 0)
+        len_ci = mean_interval(lengths[name]) if name in lengths else None
+        yerr = [[y - 100 * acc_ci[0]], [100 * acc_ci[1] - y]] if acc_ci else None
+        xerr = [[x - len_ci[0]], [len_ci[1] - x]] if len_ci else None
+        ax1.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor=c, elinewidth=1.2, capsize=3,
+                     linestyle=dash.get(name, "-"), zorder=3)
+        ax1.scatter([x], [y], marker=marker.get(name, "o"), facecolors="none", edgecolors=[c], linewidths=1.8,
+                    s=90, zorder=4, label=name)
         points.setdefault(str(r["dataset"]), []).append((x, y))
     for dataset, pts in points.items():
         front = pareto_front(pts)
         if len(front) > 1:
             ax1.plot([p[0] for p in front], [p[1] for p in front], color="0.5", linestyle="--", linewidth=1,
                      zorder=2, label=f"Pareto front{' ' + dataset if multi else ''}")
-    ax1.set(xlabel="mean completion tokens", ylabel="accuracy (%)", title="accuracy vs length")
+    ax1.set(xlabel="mean completion tokens", ylabel="accuracy (%)",
+            title="accuracy vs length (95% intervals: Wilson, bootstrap)")
     ax1.set_ylim(0, 102)
     ax1.set_xlim(left=0, right=max([p[0] for pts in points.values() for p in pts] + [1]) * 1.1)
     ax1.grid(alpha=0.3)
@@ -139,9 +163,9 @@ def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int,
             t = tokens[mask & (tokens >= 0)]
             if len(t):
                 weights = np.full(len(t), 100.0 / len(verdicts)) if shares else None
-                ax2.hist(t, bins=bins, weights=weights, histtype="step", linestyle=style, linewidth=1.6,
+                ax2.hist(t, bins=bins, weights=weights, histtype="step", linestyle=style, linewidth=width[name],
                          color=color[name])
-    handles = [Line2D([], [], color=color[n], label=n) for n in names]
+    handles = [Line2D([], [], color=color[n], marker=marker[n], markerfacecolor="none", label=n) for n in names]
     handles += [Line2D([], [], color="0.3", linestyle="-", label="correct"),
                 Line2D([], [], color="0.3", linestyle=":", label="incorrect")]
     ax2.set(xlabel="completion tokens", ylabel="% of the series' rows" if shares else "completions",
@@ -158,9 +182,14 @@ def write_plot(path, reports: list[dict], groups: Iterable[tuple], horizon: int,
             continue
         name = series_name(fields, by, multi)
         auc = oaa_auc(think, verdicts, horizon)
-        ax3.plot(grid, 100 * curve, color=color[name], linewidth=1.8, label=f"{name} (AUC {auc:.3f})")
-    ax3.set(xlabel="thinking-token budget t", ylabel="accuracy with think tokens < t (%)",
-            title="accuracy under a thinking budget (OAA)")
+        ax3.plot(grid, 100 * curve, color=color[name], linewidth=width[name], linestyle=dash[name], marker=marker[name],
+                 markevery=(names.index(name) * 7 % 40, 40), markerfacecolor="none", label=f"{name} (AUC {auc:.3f})")
+    if thinking:
+        ax3.set(xlabel="thinking-token budget t", ylabel="accuracy with think tokens < t (%)",
+                title="accuracy under a thinking budget (OAA)")
+    else:  # no think block: the budget is on the whole completion
+        ax3.set(xlabel="completion-token budget t", ylabel="accuracy with completion tokens < t (%)",
+                title="accuracy under a token budget")
     ax3.set_ylim(0, 102)
     ax3.set_xlim(0, horizon)
     ax3.grid(alpha=0.3)

@@ -29,6 +29,19 @@ _HEADERS = {"mean_tokens": "mean tok", "median_tokens": "median tok", "p90_token
             "lc_standard_error": "LC SE", "lc_win_rate": "LC win rate", "win_rate": "win rate"}
 
 
+_THINK = ("mean_think_tokens", "mean_answer_tokens")
+
+
+def _short_models(rows: list[dict]) -> dict[str, str]:
+    """A model path -> its short name (the last component, `parent/step-N` for a checkpoint) when those
+    are unique among the table's models; the report records keep the full name."""
+    from er.evaluation.plot import short_name
+
+    models = list(dict.fromkeys(r["model"] for r in rows if isinstance(r.get("model"), str)))
+    short = {m: short_name(m) for m in models}
+    return short if len(set(short.values())) == len(short) else {}
+
+
 def _percent(name: str) -> bool:
     return name in _PERCENT or name.startswith(_PERCENT_PREFIXES)
 
@@ -74,11 +87,15 @@ def markdown(reports: list[dict], by: list[str] = ()) -> str:
         columns = [k for k in _KEYS if any(k in r for r in rows)] + [b for b in by if any(b in r for r in rows)]
         for pattern in _COLUMNS.get(family, ()):
             columns += [c for c in _expand(pattern, rows) if c not in columns]
+        # no think block in any row: no think/answer columns (they would read "all thinking, no answer")
+        columns = [c for c in columns if c not in _THINK or any(r.get(c) is not None for r in rows)]
         header = [_HEADERS.get(c, c) + (" %" if _percent(c) else "") for c in columns]
         lines = ["| " + " | ".join(header) + " |",
                  "| " + " | ".join("---:" if c not in _KEYS and c not in by and c not in ("headline", "glm", "baseline", "task", "evaluation", "level")
                                    else "---" for c in columns) + " |"]
+        models = _short_models(rows)
         for r in rows:
-            lines.append("| " + " | ".join(cell(c, r.get(c)) for c in columns) + " |")
+            lines.append("| " + " | ".join(cell(c, models.get(r.get(c), r.get(c)) if c == "model" else r.get(c))
+                                           for c in columns) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -87,15 +87,16 @@ def model_of(record: dict) -> str:
 class Keys:
     """Builds the report key (run, model, dataset, *by) of a record; shared by every metric family."""
 
-    def __init__(self, by: Iterable[str] = (), default_dataset: str | None = None, run_by_file: bool = False):
+    def __init__(self, by: Iterable[str] = (), default_dataset: str | None = None, run_by_file: bool = False,
+                 labels: dict[str, str] | None = None):
         self.by = list(by)
         for name in self.by:
             if name in ("model", "dataset", "run"):
                 raise UsageError(f"--by {name}: {name} is always part of the key")
         self.getters = [field_getter(b) for b in self.by]
         self.default_dataset = default_dataset
-        self.run_by_file = run_by_file
-        self._labels: dict[str, str] = {}
+        self.run_by_file = run_by_file or bool(labels)  # --label NAME per input: the run is named so
+        self._labels: dict[str, str] = dict(labels or {})
 
     def label(self, source: str) -> str:
         label = self._labels.get(source)
@@ -139,6 +140,7 @@ class _Group:
         "problems",
         "singles",
         "think",
+        "thinking_rows",
         "timeouts",
         "tokens",
         "truncated",
@@ -157,6 +159,7 @@ class _Group:
         self.last_verifier: Any = None
         self.timeouts: int | None = None
         self.missing_tokens = 0
+        self.thinking_rows = 0  # rows with a think block (a think_tokens); none: no think/answer split
 
 
 class ReasoningReport:
@@ -241,6 +244,8 @@ class ReasoningReport:
         th = get("think_tokens")
         if th is None:
             th = t
+        elif type(th) is int and 0 <= th and (t < 0 or th <= t):
+            g.thinking_rows += 1
         elif type(th) is not int or th < 0 or (t >= 0 and th > t):
             raise ErError(f"field 'think_tokens' should be an integer in [0, completion_tokens], got {th!r}")
         g.tokens.append(t)
@@ -371,8 +376,10 @@ class ReasoningReport:
             rec[f"accuracy_at_{b}"] = acc
         rec["missing_tokens"] = g.missing_tokens
         think = np.frombuffer(g.think, dtype=np.int64) if len(g.think) else np.zeros(0, np.int64)
-        rec["mean_think_tokens"] = M.length_summary(think[think >= 0])["mean"]
-        rec["mean_answer_tokens"] = M.length_summary((tokens - think)[known])["mean"]
+        # without a think block in any row there is no think/answer split to report (not "all think")
+        thinks = g.thinking_rows > 0
+        rec["mean_think_tokens"] = M.length_summary(think[think >= 0])["mean"] if thinks else None
+        rec["mean_answer_tokens"] = M.length_summary((tokens - think)[known])["mean"] if thinks else None
         rec["oaa_auc"] = M.oaa_auc(think, verdicts, horizon)
         rec["auc_tokens"] = horizon
         if self.recommended_n is not None:

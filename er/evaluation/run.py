@@ -47,6 +47,19 @@ class EvalOptions:
     band: float = 0.2
     auc_tokens: int | None = None
     aes_weights: tuple[float, float, float] | None = None
+    labels: list[str] = field(default_factory=list)  # --label per input, in order
+
+
+def input_labels(labels: list[str], inputs: list[str] | None) -> dict[str, str]:
+    """{source: --label} for each input (stdin's source is <stdin>); a usage error unless one per input."""
+    if not labels:
+        return {}
+    inputs = list(inputs or []) or ["-"]
+    if len(labels) != len(inputs):
+        raise UsageError(f"--label: {len(labels)} label(s) for {len(inputs)} input(s); give one per input, in order")
+    if len(set(labels)) != len(labels):
+        raise UsageError("--label: each input needs its own name")
+    return {"<stdin>" if path == "-" else path: label for path, label in zip(inputs, labels)}
 
 
 def parse_ints(values: list[str] | None, flag: str) -> list[int]:
@@ -63,7 +76,7 @@ def parse_ints(values: list[str] | None, flag: str) -> list[int]:
 
 
 class Evaluation:
-    def __init__(self, options: EvalOptions, n_inputs: int):
+    def __init__(self, options: EvalOptions, n_inputs: int, inputs: list[str] | None = None):
         self.o = options
         if options.metric not in METRICS:
             raise UsageError(f"--metric must be one of {', '.join(METRICS)}, not {options.metric!r}")
@@ -88,11 +101,13 @@ class Evaluation:
                 from er.data.presets import get_preset
 
                 self.preset = get_preset(options.preset)
+        # the preset's verifier judges rows that carry no `correct`, unless --reward names one
+        self.default_verifier = self.preset.verifier if self.preset is not None and not options.rewards else None
         by = []
         for b in options.by:
             by += [x.strip() for x in b.split(",") if x.strip()]
         self.keys = Keys(by, default_dataset=(self.preset or self.long_preset).name if (self.preset or self.long_preset) else None,
-                         run_by_file=options.compare and n_inputs > 1)
+                         run_by_file=options.compare and n_inputs > 1, labels=input_labels(options.labels, inputs))
         self.scorer = None
         module, cls = METRICS[options.metric]
         klass = getattr(importlib.import_module(module), cls)
@@ -126,14 +141,31 @@ class Evaluation:
             return stream.records()
         return (row for row in stream.records() if fits_preset(self.preset, row))
 
+    def _preset_verified(self, rows):
+        """`rows`, with the preset's verifier set up when the first row carries no `correct`."""
+        import itertools
+
+        first = next(rows, None)
+        if first is None:
+            return iter(())
+        if "correct" not in first[2]:
+            from er.scoring import Scorer
+
+            self.scorer = Scorer([self.default_verifier], workers=self.o.workers, timeout=self.o.timeout)
+            self.report.verifier = self.default_verifier
+        return itertools.chain([first], rows)
+
     def run(self, stream: RecordStream) -> list[dict]:
         add = self.report.add
         evaluated = 0
+        rows = self._rows(stream) if self.o.metric == "reasoning" else None
+        if rows is not None and self.default_verifier is not None:
+            rows = self._preset_verified(iter(rows))
         if self.scorer is not None:
             from er.groups import iter_groups
 
             seen = stream.notes[TIMEOUT_NOTE]
-            for group in self.scorer.run(iter_groups(self._rows(stream), stream), stream):
+            for group in self.scorer.run(iter_groups(rows, stream), stream):
                 key = None
                 for row in group:
                     try:
@@ -146,7 +178,7 @@ class Evaluation:
                     self.report.add_timeouts(key, now - seen)
                 seen = now
         elif self.o.metric == "reasoning":  # the hot loop: add() returns the key, never a drop reason
-            for row in self._rows(stream):
+            for row in rows:
                 try:
                     add(row[0], row[2])
                 except ErError as exc:

@@ -115,6 +115,10 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         raise UsageError(f"--limit must be >= 0, not {limit}")
     if skip < 0:
         raise UsageError(f"--skip must be >= 0, not {skip}")
+    if preset is not None and dataset is None and rows is None:
+        from er.data.presets import preset_for_files
+
+        preset_for_files(preset)  # a bad name is a usage error before any model loads
     if eng.server is not None:
         from er.sampling.server_client import check_flags
 
@@ -197,9 +201,11 @@ def prompt_rows(stream, rows, dataset: str | None, split: str | None, preset: st
         pass
     elif dataset is not None:
         rows = dataset_rows(dataset, split, preset, stream)
+    elif preset is not None:  # record files or stdin in the preset's shape
+        from er.data.presets import file_rows, preset_for_files
+
+        rows = file_rows(stream.records(), preset_for_files(preset), stream)
     else:
-        if preset is not None:
-            raise UsageError("--preset needs --dataset NAME (a Hub dataset or a local file)")
         rows = stream.records()
     if loop:
         rows = iter_epochs(list(rows), seed, loop=True, spacing=max(0, (limit or 0) - 1))

@@ -195,7 +195,10 @@ class Sampler:
     def prepare(self, row: tuple, index: int) -> _Prepared:
         source, line, record = row
         if "prompt" not in record:
-            raise ErError("missing field 'prompt'")
+            from er.data.presets import matching_presets
+
+            hint = " or ".join(f"--preset {name}" for name in matching_presets(record))
+            raise ErError("missing field 'prompt'" + (f" (its fields are a benchmark's: add {hint})" if hint else ""))
         if record.get("id") is None:
             record = {**record, "id": str(index)}
             row = (source, line, record)

@@ -43,6 +43,7 @@ class Example:
     drpo_weight: float = 0.0
     drpo_negative: bool = False
     max_tokens: int | None = None  # sampling.max_tokens, for Dr. GRPO's constant normaliser
+    correct: bool | None = None  # the row's verdict, for the reason of a zero-signal step
 
     @property
     def completion_len(self) -> int:
@@ -148,6 +149,7 @@ class ExampleBuilder:
             ex.temperature = self.temperature
         r = record.get("reward")
         ex.reward = float(r) if _finite_number(r) else None
+        ex.correct = record.get("correct") if type(record.get("correct")) is bool else None
         if self.loss == "sft":
             return ex
         adv = record.get("advantage")

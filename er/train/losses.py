@@ -52,8 +52,7 @@ from __future__ import annotations
 
 import torch
 
-AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-KLS = ("k1", "k3", "mse")
+from er.train.config import AGGS, KLS  # noqa: F401  (defined torch-free, for the flag checks)
 
 
 def agg_weights(agg: str, seq_len: torch.Tensor, n_tokens: int, n_seqs: int,

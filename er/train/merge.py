@@ -147,13 +147,13 @@ def global_threshold(base: _Reader, tuned: _Reader, names: list[str], top_frac: 
 def merge(base_path: str, tuned_path: str, out_path: str, top_frac: float = 0.25, scale: float = 0.7,
           scope: str = "tensor") -> dict:
     """Write the merged model to `out_path` (atomically: temp dir, then rename); returns a summary."""
-    import torch
-    from safetensors.torch import save_file
-
-    if not (0.0 <= top_frac <= 1.0):
+    if not (0.0 <= top_frac <= 1.0):  # before torch: a bad flag is a usage error at once
         raise UsageError("--top-frac must be in [0, 1]")
     if scope not in ("tensor", "global"):
         raise UsageError("--scope must be tensor or global")
+    import torch
+    from safetensors.torch import save_file
+
     bfiles, tfiles = _weight_files(base_path), _weight_files(tuned_path)
     base, tuned = _Reader(bfiles), _Reader(tfiles)
     missing = [n for n in tfiles if n not in bfiles]

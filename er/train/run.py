@@ -40,7 +40,8 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
 
 def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
                 strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
-                mode_tolerance: float = 0.0) -> int:
+                mode_tolerance: float = 0.0, allow_zero_signal: bool = False,
+                command_config: dict | None = None) -> int:
     from er.train import checkpoint as ckpt
     from er.train.data import ExampleBuilder, StepReader
     from er.train.outdir import number_steps
@@ -49,6 +50,7 @@ def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, r
     rank = int(os.environ.get("RANK", "0"))
     trainer = Trainer(model, out_dir, cfg, resume=resume)
     number_steps(trainer, out_dir)
+    trainer.command_config = command_config  # recorded beside each checkpoint's trainer state (er.config)
     distributed = trainer.distributed
     if rank == 0 and resume:
         if trainer.resumed_from:
@@ -60,7 +62,7 @@ def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, r
     from er.progress import Progress, wanted
 
     bar = Progress(unit="step", desc="er update", on=rank == 0 and wanted(stream.quiet))
-    steps = 0
+    steps = zero = 0  # zero: steps with no policy-gradient signal (er.train.zero_signal)
     saved_step = None  # on every rank: save() returns the path on rank 0 only
     reader = None
     if rank == 0:
@@ -89,6 +91,7 @@ def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, r
             raise ErError(f"rank 0 stopped: {batch}")
         metrics = trainer.run_step(batch)
         steps += 1
+        zero += bool(metrics.get("zero_signal"))
         bar.update(1, tokens=metrics.get("tokens") or 0, step=trainer.step, loss=metrics.get("loss"))
         if cfg.save_every and trainer.step % cfg.save_every == 0:
             metrics["checkpoint"] = trainer.save()
@@ -109,4 +112,8 @@ def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, r
 
         dist.barrier()
         dist.destroy_process_group()
+    from er.train.zero_signal import check_run
+
+    if not allow_zero_signal:
+        check_run(steps, zero, trainer.step - trainer.zero_signal_steps, stream)
     return steps

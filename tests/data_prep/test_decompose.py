@@ -118,7 +118,7 @@ def test_arrow_output_carries_the_same_chunks(tmp_path):
     import pyarrow as pa
 
     docs = docs_with_ids([700, 1500])
-    out = tmp_path / "c.arrow"
+    out = tmp_path / "c.arrows"
     run_er("decompose", "--format", "arrow", "-o", str(out), input=jsonl(docs), check=True)
     rows = pa.ipc.open_stream(out.read_bytes()).read_all().to_pylist()
     j = parse_jsonl(run_er("decompose", input=jsonl(docs), check=True).stdout)

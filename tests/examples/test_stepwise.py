@@ -97,3 +97,13 @@ def test_a_keep_last_that_would_remove_the_checkpoint_a_redo_needs_is_a_usage_er
     assert "--keep-last 5" in dry.stdout, dry.stderr
     dry = subprocess.run([*args, "-n", "KEEP_LAST="], cwd=tmp_path, capture_output=True, text=True)
     assert "--keep-last" not in dry.stdout and "er update" in dry.stdout, dry.stderr
+
+
+def test_the_preflight_stops_train_before_step_1_with_the_figure(tiny_vars, tmp_path):
+    v = {**tiny_vars, "PREFLIGHT": "1", "PREFLIGHT_PROMPTS": "2", "MIN_PASS": "0.5"}
+    args = ["make", "--no-print-directory", "-f", str(MAKEFILE), "train", *(f"{k}={x}" for k, x in v.items())]
+    proc = subprocess.run(args, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "er eval: pre-flight: pass@2 = 0.000 on 2 problems" in proc.stderr
+    assert "| pass@2 |" in proc.stdout or "pass@2" in proc.stdout  # the report table is shown
+    assert not (tmp_path / "runs" / "preflight.md").exists() and not (tmp_path / "ckpt").exists()

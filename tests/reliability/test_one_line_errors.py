@@ -73,7 +73,7 @@ def test_a_bad_row_inside_a_group_is_reported_at_its_own_line(tmp_path):
 def test_arrow_output_types_a_nested_field_null_in_the_first_batch_from_the_schema(tmp_path):
     rows = [sample_record(f"g{i}", 0, 1, reward=1.0, policy={"model": "m", "step": None if i < 300 else i})
             for i in range(600)]
-    out = tmp_path / "out.arrow"
+    out = tmp_path / "out.arrows"
     run_er("advantage", "--format", "arrow", "-o", str(out), input=jsonl(rows), check=True)
     table = pa.ipc.open_stream(out.read_bytes()).read_all()
     steps = [p["step"] for p in table.column("policy").to_pylist()]
@@ -83,7 +83,7 @@ def test_arrow_output_types_a_nested_field_null_in_the_first_batch_from_the_sche
 @pytest.mark.parametrize("switch_at", [3, 300])  # inside the first batch, and after it
 def test_arrow_output_with_mixed_field_types_is_one_line_and_leaves_no_file(tmp_path, switch_at):
     rows = [sample_record(f"g{i}", 0, 1, reward=1.0, answer=5 if i < switch_at else "five") for i in range(600)]
-    out = tmp_path / "out.arrow"
+    out = tmp_path / "out.arrows"
     one_line(run_er("advantage", "--format", "arrow", "-o", str(out), input=jsonl(rows)), 1,
              "field 'answer'", "--format jsonl")
     assert list(tmp_path.iterdir()) == []

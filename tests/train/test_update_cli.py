@@ -99,7 +99,7 @@ def test_sft_trains_on_er_decompose_batches_in_arrow_unchanged(tiny_model, tmp_p
     code, err = run_er(["decompose", write_jsonl(tmp_path / "docs.jsonl", docs), "--batches", "--tokens-per-batch", "64",
                         "--min-len", "8", "--max-len", "32", "--seed", "0", "--format", "arrow", "-o", batches], capsys)
     assert code == 0, err
-    table = pa.ipc.open_stream(str(batches)).read_all()
+    table = pa.ipc.open_file(str(batches)).read_all()  # -o x.arrow: the IPC file format
     steps = len(set(table.column("batch").to_pylist()))
     code, err, metrics = _update(tmp_path, capsys, None, "-m", tiny_model, "--loss", "sft", "--lr", "1e-3", name=batches)
     assert code == 0, err
