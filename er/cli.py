@@ -25,6 +25,7 @@ COMMANDS = (
     ("decompose", "decompose"),
     ("synth-tail", "synth_tail"),
     ("eval", "eval"),
+    ("plot", "plot"),
     ("schema", "schema"),
     ("validate", "validate"),
 )
