@@ -32,6 +32,9 @@ def run(
     span: Annotated[str, typer.Option("--span", help="ruler: count words of the whole completion (all) or after the last </think> (answer).")] = "all",
     band: Annotated[float, typer.Option("--band", help="lcfo: the length-compliance band (±) for within_band (reconstructed choice).")] = 0.2,
     plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
+    report_to: Annotated[str, typer.Option("--report-to", metavar="NAME[,NAME...]", help="Also log each report's numbers (eval/DATASET/...) at its step to trackio, wandb, tensorboard, mlflow (as er update --report-to); all; none.")] = "none",
+    run_name: Annotated[str | None, typer.Option("--run-name", help="The run's name in the trackers (default: er-eval-DATE-TIME).")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="The trackers' project (default: er).")] = None,
     output: Output = None,
     format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|md", help="jsonl, arrow, or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
@@ -69,6 +72,9 @@ def run(
                           emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band,
                           auc_tokens=auc_tokens, aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
     evaluation = Evaluation(options, n_inputs=len(inputs or []))
+    from er.train.trackers import log_reports, open_trackers
+
+    trackers = open_trackers(report_to, run_name, project, None, "eval")  # fails before any row is read
     md = format == "md"
     with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
                 quiet=True, kind="report", progress=not quiet) as s:
@@ -82,5 +88,8 @@ def run(
             s.write_many(reports)
         if plot:
             evaluation.plot(plot, reports)
+        if trackers is not None:
+            log_reports(trackers, reports)
+            trackers.close()
     if not quiet:
         log(summary(s, evaluation.evaluated, len(reports)))

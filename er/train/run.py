@@ -36,8 +36,9 @@ def _broadcast(obj, rank: int):
 
 def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
                strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
-               mode_tolerance: float = 0.0) -> int:
-    """Train on `stream` (read on rank 0 only; other ranks pass None). Returns the number of steps."""
+               mode_tolerance: float = 0.0, trackers=None) -> int:
+    """Train on `stream` (read on rank 0 only; other ranks pass None). Returns the number of steps.
+    `trackers` (er.train.trackers, rank 0) get each metrics record after it is on the stream."""
     from er.train import checkpoint as ckpt
     from er.train.data import ExampleBuilder, StepReader
     from er.train.trainer import Trainer
@@ -96,6 +97,8 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
             stream.note("rows trained on", batch.rows)
             stream.write(metrics)
             stream.writer.flush()  # one record per step, seconds apart: a watcher sees each at once
+            if trackers is not None:
+                trackers.log(metrics)
     bar.close()
     if steps and saved_step != trainer.step:
         path = trainer.save()
