@@ -39,13 +39,18 @@ mkdir -p "$CKPT"; touch "$EVAL_OUT"
 
 done_steps() { grep -o '"step": *[0-9]*' "$EVAL_OUT" | grep -o '[0-9]*$'; }
 
+# the scored rows go to a file named after the prompt set: er eval names a dataset after its file
+# when the rows do not name it (a preset's rows do)
+name=$(basename "${EVAL_DATASET:-$EVAL_PROMPTS}"); name=${name%%.*}
+
 evaluate() {  # $1 = N: sample CKPT/step-N on the held-out prompts, score, eval, append with its step
-  local n=$1 tmp
-  tmp=$(mktemp "${EVAL_OUT}.XXXXXX")
+  local n=$1 tmp dir
+  tmp=$(mktemp "${EVAL_OUT}.XXXXXX"); dir=$(mktemp -d)
   if $ER sample -m "$CKPT/step-$n" "${source[@]}" ${EVAL_LIMIT:+--limit "$EVAL_LIMIT"} -n "$EVAL_N" \
        --max-tokens "$EVAL_MAX_TOKENS" --temperature "$EVAL_TEMPERATURE" --seed "$SEED" --backend "$BACKEND" \
        ${EVAL_ARGS:-} -q \
-     | $ER score "${rewards[@]}" -q | $ER eval -q > "$tmp" && [[ -s "$tmp" ]]; then
+     | $ER score "${rewards[@]}" -q > "$dir/$name.jsonl" && $ER eval "$dir/$name.jsonl" -q > "$tmp" \
+     && [[ -s "$tmp" ]]; then
     sed "s/^{/{\"step\":$n,/" "$tmp" >> "$EVAL_OUT"
     echo "heldout.sh: step $n: $(grep -o '"accuracy":[^,]*' "$tmp" | head -1), $(grep -o '"mean_tokens":[^,]*' "$tmp" | head -1)" >&2
   elif [[ ! -d "$CKPT/step-$n" ]]; then
@@ -53,7 +58,7 @@ evaluate() {  # $1 = N: sample CKPT/step-N on the held-out prompts, score, eval,
   else
     echo "heldout.sh: warning: evaluating $CKPT/step-$n failed (see above); going on" >&2
   fi
-  rm -f "$tmp"
+  rm -rf "$tmp" "$dir"
 }
 
 trap 'exit 143' TERM INT HUP
