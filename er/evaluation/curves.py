@@ -213,7 +213,7 @@ def write_curves(out: str, paths: list[str], smooth: float = 0.0, title: str | N
     main.set(xlabel="step", ylabel="mean completion tokens (solid)", title="length and accuracy")
     acc_ax.set_ylabel("accuracy % (dashed)")
     acc_ax.set_ylim(0, 102)
-    main.set_ylim(bottom=0)
+    main.set_ylim(0, max(main.get_ylim()[1], 1) * 1.08)  # room above the longest point and its marker
     main.grid(alpha=0.3)
     handles = [Line2D([], [], color=c, linewidth=2, label=s.name) for s, c in zip(series, colors)]
     handles += [Line2D([], [], color="0.3", linestyle="-", label="length (training)"),
@@ -222,7 +222,9 @@ def write_curves(out: str, paths: list[str], smooth: float = 0.0, title: str | N
         handles += [Line2D([], [], color="0.3", marker="o", linestyle="-", label="length (held-out)"),
                     Line2D([], [], color="0.3", marker="s", markerfacecolor="white", linestyle="--",
                            label="accuracy (held-out)")]
-    main.legend(handles=handles, fontsize=8, loc="upper right", ncol=2, framealpha=0.85)
+    # one legend for the figure, under the title: it never covers a curve
+    fig.legend(handles=handles, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, 0.955),
+               ncol=min(len(handles), 6), frameon=False)
 
     # 2..8 one metric each
     for ax, (key, name, ylabel) in zip(others, PANELS):
@@ -239,10 +241,14 @@ def write_curves(out: str, paths: list[str], smooth: float = 0.0, title: str | N
         ax.set(xlabel="step", ylabel=ylabel, title=name)
         ax.grid(alpha=0.3)
 
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (main, *others):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     steps_total = max((s.train[-1]["step"] for s in series if s.train), default=0)
     suffix = f", EMA {smooth:g}" if smooth > 0 else ""
     fig.suptitle(title or f"{' vs '.join(s.name for s in series)} ({steps_total} steps{suffix})", fontsize=13)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.92 if len(handles) <= 6 else 0.89))
     try:
         fig.savefig(out, dpi=DPI, format=fmt)
     except OSError as exc:
