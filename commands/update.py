@@ -12,6 +12,7 @@ from er.io import DEFAULT_MAX_LINE_BYTES
 
 _ADV = "Policy gradient"
 _CKPT = "Checkpoints"
+_TRACK = "Tracking"
 
 
 def run(
@@ -56,6 +57,9 @@ def run(
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Error (instead of warn) on rows sampled from another policy.")] = False,
     allow_zero_signal: Annotated[bool, typer.Option("--allow-zero-signal", help="Exit 0 even when every step had zero signal and the model was never trained (each such step is still warned about).")] = False,
+    report_to: Annotated[str, typer.Option("--report-to", metavar="NAME[,NAME...]", help="Also log every metrics record to trackio, wandb (offline unless configured), tensorboard (runs/RUN-NAME), mlflow (MLFLOW_TRACKING_URI, else ./mlflow.db); all; none. Needs er[track].", rich_help_panel=_TRACK)] = "none",
+    run_name: Annotated[Optional[str], typer.Option("--run-name", help="The run's name in the trackers (default: er-update-DATE-TIME).", rich_help_panel=_TRACK)] = None,
+    project: Annotated[Optional[str], typer.Option("--project", help="The trackers' project (MLflow: experiment; default: er).", rich_help_panel=_TRACK)] = None,
     output: Output = None,
     rejects: Rejects = None,
     max_line_bytes: MaxLineBytes = DEFAULT_MAX_LINE_BYTES,
@@ -122,5 +126,13 @@ def run(
     if int(os.environ.get("RANK", "0")) != 0:
         run_update(model, out, cfg, None, **kwargs)
         return
+    from er.train.trackers import open_trackers, parse_report_to
+
+    parse_report_to(report_to)  # an unknown name is a usage error before anything starts
     with stream("update", inputs, output, "jsonl", rejects, max_line_bytes, quiet, kind="metrics") as s:
-        run_update(model, out, cfg, s, **kwargs)
+        trackers = open_trackers(report_to, run_name, project, {"model": model, **vars(cfg)}, "update")
+        try:
+            run_update(model, out, cfg, s, **kwargs, trackers=trackers)
+        finally:
+            if trackers is not None:
+                trackers.close()

@@ -5,7 +5,10 @@ implementation of every estimator.
 
 Dynamic sampling (DAPO, used by DLER): a group whose non-null rewards are all equal carries no
 learning signal under group-relative estimators and is dropped, counted per reason
-("all rewards equal (0.0)", "all rewards null"); `in == out + rejected + dropped` still holds.
+("all rewards equal (0.0)", "all rewards null"); `in == out + rejected + dropped` still holds. Each kept
+row carries `dropped_groups`, the number of groups dropped between the previous kept group and its own,
+so `er update` downstream can report how many groups each step lost (a run's trailing drops have no
+kept group to carry them; the summary still counts them).
 Null rewards get advantage 0 and stay out of the statistics.
 
 An estimator may return a dict of per-row arrays instead of one array: "advantage" (required) plus
@@ -72,6 +75,7 @@ class AdvantageRunner:
         self.needs_tokens = getattr(self.estimator, "needs_tokens", False)
         self.extra = getattr(self.estimator, "extra_fields", ())
         self.eager = eager
+        self._dropped = 0  # groups dropped since the last kept one (dynamic sampling)
 
     def _keep(self, group: list[Row], stream: RecordStream) -> list[Row]:
         good = []
@@ -88,10 +92,15 @@ class AdvantageRunner:
             values = {row[2]["reward"] for row in good} - {None}
             if not values:
                 stream.drop("all rewards null", len(good))
+                self._dropped += 1
                 return []
             if len(values) == 1:
                 stream.drop(f"all rewards equal ({float(next(iter(values)))})", len(good))
+                self._dropped += 1
                 return []
+            for row in good:
+                row[2]["dropped_groups"] = self._dropped
+            self._dropped = 0
         return good
 
     def _compute(self, groups: list[list[Row]], stream: RecordStream) -> list[dict]:

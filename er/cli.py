@@ -26,6 +26,7 @@ COMMANDS = (
     ("decompose", "decompose"),
     ("synth-tail", "synth_tail"),
     ("eval", "eval"),
+    ("plot", "plot"),
     ("schema", "schema"),
     ("validate", "validate"),
     ("serve", "serve"),

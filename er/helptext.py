@@ -20,12 +20,15 @@ FIELDS: dict[str, tuple[str, str, str]] = {
               "rewards {name: number or null}, reward, correct"),
     "advantage": ("reward (or rewards), group_id, group_size",
                   "budget (HBPO), mode, correct, completion_tokens",
-                  "advantage, estimator (DRPO also drpo_weight, drpo_negative)"),
+                  "advantage, estimator (DRPO also drpo_weight, drpo_negative; with --dynamic-sampling "
+                  "dropped_groups)"),
     "update": ("prompt or prompt_token_ids, completion or token_ids, advantage (policy-gradient losses)",
                "logprobs (behaviour log-probs: off-policy correction), policy.step, sampling.temperature, mode, "
-               "drpo_weight, drpo_negative",
+               "drpo_weight, drpo_negative; for the metrics reward, rewards, correct, finish_reason, think_tokens, "
+               "dropped_groups",
                "metrics records on stdout: step, loss, kl, clip_frac, entropy, grad_norm, lr, tokens, samples, "
-               "checkpoint, seconds; checkpoints DIR/step-N"),
+               "checkpoint, seconds, and the rows' reward, accuracy, length, truncation and policy lag "
+               "(`er schema metrics`); checkpoints DIR/step-N"),
     "merge": ("none (reads model directories)", "none", "a merged model directory"),
     "decompose": ("text or token_ids", "doc_id (else id); other fields pass through",
                   "doc_id, bucket, offset, token_ids (with --batches: batch records)"),
@@ -35,6 +38,10 @@ FIELDS: dict[str, tuple[str, str, str]] = {
              "think_tokens, group_id (else id), policy.model, dataset, finish_reason, sampling.max_tokens, "
              "rewards, completion (maj@k), prompt_tokens (--by length_bin), any --by field",
              "report records (`er schema report`)"),
+    "plot": ("metrics records (step, loss) or reports with a step (accuracy, mean_tokens)",
+             "completion_tokens_mean, accuracy, reward_mean, truncated_frac, kl, entropy, clip_frac, grad_norm, "
+             "policy_lag_mean; truncation_rate of reports",
+             "a figure (PNG, SVG or PDF)"),
     "schema": ("none", "none", "a JSON Schema on stdout"),
     "validate": ("the fields --kind requires (`er schema KIND`)", "none", "nothing on success; one line per bad row"),
     "serve": ("no records (a model directory)", "none", "the server's URL on stdout once it answers; vLLM's log on stderr"),
@@ -50,7 +57,7 @@ METAVARS: dict[str, str] = {
     "preset": "NAME", "baseline": "RUN", "think_end": "TEXT", "system": "TEXT", "combine": "sum|product",
     "metric": "NAME", "extract": "NAME", "loss": "NAME", "base": "DIR", "tuned": "DIR", "tmpdir": "DIR",
     "emotion_tables": "DIR", "ref_model": "MODEL", "task": "NAME[,NAME...]", "split": "NAME", "backend": "NAME",
-    "device": "DEVICE", "gamed": "NAME",
+    "device": "DEVICE", "gamed": "NAME", "title": "TEXT",
 }
 
 
@@ -104,6 +111,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "eval": [("Score and evaluate, with a figure.", "er score --reward math samples.jsonl | er eval --plot eval.png"),
              ("Compare a trained run against its base: length change, accuracy delta, AES.",
               "er eval --compare base.jsonl trained.jsonl --baseline base.jsonl --format md")],
+    "plot": [("Watch a run: redraw its curves while it trains.",
+              "er update -m MODEL --out ckpt scored.jsonl > metrics.jsonl & er plot metrics.jsonl --smooth 0.6 -o run.png"),
+             ("Two runs overlaid, the first with its held-out evaluations.",
+              "er plot dler/metrics.jsonl dler/heldout.jsonl grpo/metrics.jsonl -o runs.svg")],
     "schema": [("The report record's fields.", "er schema report")],
     "validate": [("Check a sample stream.", "er validate --kind sample samples.jsonl")],
     "serve": [("Serve the newest checkpoint; samplers move it forward in place.",

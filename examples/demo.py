@@ -12,7 +12,8 @@
    (`tail` judges each answer exactly and sets `correct`; DLER's truncation reward pays 1 only for a
    correct answer within L_T tokens.)
 4. After: the same evaluation of ckpt/latest, then `er eval --compare --format md` prints the
-   before/after table and `--plot` writes the accuracy-vs-length figure.
+   before/after table, `--plot` writes the accuracy-vs-length figure and `er plot` the training curves
+   (length and accuracy per step, reward, truncation, KL, entropy, clipping, grad norm, policy lag).
 
 Every number printed comes from this run; nothing is fixed in advance.
 """
@@ -74,13 +75,15 @@ def evaluate(model: str, prompts: Path, out: Path, samples: int, max_tokens: int
 
 
 def report(work: Path, before: Path, after: Path, started: float) -> None:
-    """Step 4: the before/after table (`er eval --compare --format md`), the plot, the run time."""
+    """Step 4: the before/after table (`er eval --compare --format md`), the plots, the run time."""
     print("[4/4] before / after\n", flush=True)
     plot = work / "accuracy_vs_length.png"
     table = subprocess.run([*ER, "eval", "--compare", str(before), str(after), "--format", "md",
                             "--plot", str(plot), "-q"], capture_output=True, check=True)
     print(table.stdout.decode())
-    print(f"plot: {plot}\nrecords: {work}/before.jsonl, {work}/after.jsonl, {work}/metrics.jsonl")
+    curves = work / "training_curves.png"
+    subprocess.run([*ER, "plot", str(work / "metrics.jsonl"), "--smooth", "0.6", "-o", str(curves), "-q"], check=True)
+    print(f"plot: {plot}\ntraining curves: {curves}\nrecords: {work}/before.jsonl, {work}/after.jsonl, {work}/metrics.jsonl")
     print(f"total {time.monotonic() - started:.0f} s")
 
 

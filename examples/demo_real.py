@@ -17,7 +17,8 @@
    LM head), and `--keep-last` removes older step-N/ directories once a newer one is complete (each
    holds ~0.5 GB of weights, its trainer state ~1 GB of optimizer moments). The sampler and the
    updater run side by side, so each gets half the cores (`pipe_env`).
-5. After: the same evaluation of ckpt/latest, `er eval --compare --format md` and `--plot`.
+5. After: the same evaluation of ckpt/latest, `er eval --compare --format md` and `--plot`, and the
+   training curves of the run (`er plot metrics.jsonl`).
 
 Every number printed comes from this run; nothing is fixed in advance. On CPU the defaults aim at
 <= 20 minutes on an idle 2-core machine; sampling dominates the time.

@@ -30,6 +30,13 @@
 # SERVER (URL[,URL...] of running `er serve` servers: the sampler samples from them and moves them to
 # each new checkpoint in place, instead of an engine of its own; BACKEND then does not apply).
 # ALLOW_ZERO_SIGNAL (1: exit 0 even when every step had zero signal; see er update --help).
+#
+# Held-out evaluation while it trains: EVAL_EVERY=K with EVAL_PROMPTS=FILE (or EVAL_DATASET=, EVAL_PRESET=)
+# runs examples/heldout.sh beside the pipe, in its own process group: every K-th checkpoint is sampled on
+# the held-out prompts, scored and evaluated, its report appended with its step to EVAL_OUT (default
+# heldout.jsonl beside CKPT); after the pipe ends it evaluates what is left, then the script exits.
+# `er plot METRICS EVAL_OUT -o run.png` draws both. Keep KEEP_LAST large enough for the evaluator to
+# catch up (a checkpoint removed first is skipped with a warning).
 set -euo pipefail
 
 : "${MODEL:?set MODEL=<model dir or Hub name>}"
@@ -63,21 +70,35 @@ $ER sample -m "$MODEL" --watch "$CKPT" "${source[@]}" --loop --limit $((STEPS * 
       --batch-size $((PROMPTS_PER_STEP * G)) --clip-low "$CLIP_LOW" --clip-high "$CLIP_HIGH" \
       --kl-coef "$KL_COEF" --seed "$SEED" --save-every 1 ${KEEP_LAST:+--keep-last "$KEEP_LAST"} \
       ${ALLOW_ZERO_SIGNAL:+--allow-zero-signal} ${UPDATE_ARGS:-} -q > "$METRICS" &
-set +m
 group=$(jobs -p %1)
+heldout=
+if [[ -n "${EVAL_EVERY:-}" ]]; then
+  rm -f "$CKPT/.heldout-stop"
+  CKPT="$CKPT" ER="$ER" STOP_FILE="$CKPT/.heldout-stop" "$(dirname "$0")/heldout.sh" &
+  heldout=$(jobs -p %2)
+fi
+set +m
 
-stop() {  # terminate every process of the pipe, then reap them
-  kill -TERM -- "-$group" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 -- "-$group" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL -- "-$group" 2>/dev/null || true
+stop() {  # terminate every process of the group $1 (default: the pipe), then reap them
+  local g=${1:-$group}
+  kill -TERM -- "-$g" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 -- "-$g" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$g" 2>/dev/null || true
 }
-trap 'stop; exit 130' INT
-trap 'stop; exit 143' TERM HUP
+trap 'stop; [[ -z $heldout ]] || stop "$heldout"; exit 130' INT
+trap 'stop; [[ -z $heldout ]] || stop "$heldout"; exit 143' TERM HUP
 
 status=0
 wait %1 || status=$?
-trap - INT TERM HUP
 stop  # stages that outlive a failed neighbour (e.g. a sampler blocked on a full pipe) end here too
+if [[ -n $heldout ]]; then
+  if [[ $status -eq 0 ]]; then
+    touch "$CKPT/.heldout-stop"  # the evaluator finishes the checkpoints left, then exits
+    wait "$heldout" || status=$?
+  fi
+  stop "$heldout"
+fi
+trap - INT TERM HUP
 if [[ $status -eq 0 ]]; then
   echo "stream.sh: $STEPS x $PROMPTS_PER_STEP prompts x G=$G done; $CKPT/latest -> $(readlink "$CKPT/latest")" >&2
 fi

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 from er.errors import ErError, UsageError
 from er.io import RecordStream, Row, log
+from er.train.story import row_facts
 from er.train.tokenize import encode_completion, encode_prompt
 
 
@@ -56,6 +57,7 @@ class StepBatch:
     n_groups: int
     rows: int
     mode_prompts: list[tuple[list[int], bool]] = field(default_factory=list)  # (prompt ids, prefer_short)
+    facts: list = field(default_factory=list)  # er.train.story.RowFacts of each example, for the metrics
 
 
 def _finite_number(value: Any) -> bool:
@@ -288,11 +290,13 @@ class StepReader:
             prompts: list[tuple[list[int], bool]] = []
             n_groups = 0
             rows = 0
+            facts = []
             for g in groups:
                 built = []
                 for row in g:
                     try:
                         built.append(self.builder.build(row[2], n_groups))
+                        facts.append(row_facts(row[2]))
                     except ErError as exc:
                         self.stream.reject_error(row, exc)
                 if not built:
@@ -310,4 +314,4 @@ class StepReader:
                 rows += len(built)
                 n_groups += 1
             if examples:
-                yield StepBatch(examples, n_groups, rows, prompts)
+                yield StepBatch(examples, n_groups, rows, prompts, facts)

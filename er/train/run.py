@@ -41,7 +41,7 @@ def run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, re
 def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, resume: bool = False,
                 strict: bool = False, estimator: str | None = None, dynamic_sampling: bool = False,
                 mode_tolerance: float = 0.0, allow_zero_signal: bool = False,
-                command_config: dict | None = None) -> int:
+                command_config: dict | None = None, trackers=None) -> int:
     from er.train import checkpoint as ckpt
     from er.train.data import ExampleBuilder, StepReader
     from er.train.outdir import number_steps
@@ -100,6 +100,8 @@ def _run_update(model: str, out_dir: str, cfg, stream: RecordStream | None, *, r
             stream.note("rows trained on", batch.rows)
             stream.write(metrics)
             stream.writer.flush()  # one record per step, seconds apart: a watcher sees each at once
+            if trackers is not None:
+                trackers.log(metrics)
     bar.close()
     if steps and saved_step != trainer.step:
         path = trainer.save()

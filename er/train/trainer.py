@@ -43,6 +43,7 @@ from er.train.config import LOSSES, UpdateConfig, lr_at  # noqa: F401  (their ho
 from er.train.batching import MicroBatch, collate, loss_positions, padding_fraction, plan_micro_batches
 from er.train.data import StepBatch
 from er.train.logprobs import head_logprobs_entropy
+from er.train.story import batch_story
 
 # Set once this process has started a torch.distributed process group; `er` then ends the process
 # without interpreter finalization (see er.cli.main).
@@ -454,6 +455,7 @@ class Trainer:
         }
         if cfg.loss == "drpo":
             metrics["drpo_groups"] = s[9] / epochs
+        metrics.update(batch_story(batch, self.step - 1))
         metrics["seconds"] = time.perf_counter() - t0
         return metrics
 

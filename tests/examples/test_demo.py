@@ -22,4 +22,5 @@ def test_demo_runs_and_prints_the_comparison_and_writes_the_plot(tmp_path):
     assert table[2].startswith("| before |") and "tiny-reasoner" in table[2]
     assert table[3].startswith("| after |") and "ckpt/latest" in table[3]
     assert (work / "accuracy_vs_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (work / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (work / "ckpt" / "latest").is_symlink()

@@ -65,6 +65,7 @@ def test_demo_real_runs_end_to_end_at_tiny_sizes(tmp_path):
     assert len(table) == 4 and table[2].startswith("| before |") and table[3].startswith("| after |")
     assert "ckpt/latest" in table[3]
     assert (work / "accuracy_vs_length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (work / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     steps = sorted(p.name for p in (work / "ckpt").glob("step-*"))  # er update --keep-last 1
     assert len(steps) == 1 and (work / "ckpt" / "latest").resolve().name == steps[0]
     assert os.listdir(work / "ckpt" / "trainer-state") == steps
