@@ -15,7 +15,7 @@ from typing import Iterator
 
 from er.errors import ErError, UsageError
 from er.io import log
-from er.models import load_config, load_tokenizer, model_dir
+from er.models import load_config, load_tokenizer
 from er.sampling.policy import Watcher, checkpoint_step, is_complete_checkpoint
 from er.sampling.sampler import Policy, SampleOptions, Sampler, iter_epochs, run_stream
 
@@ -67,7 +67,9 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
 def model_context(path: str, eng: EngineOptions) -> int | None:
     if eng.max_model_len:
         return eng.max_model_len
-    cfg = load_config(path)
+    from er.train.lora import config_dir
+
+    cfg = load_config(config_dir(path))
     return getattr(cfg, "max_position_embeddings", None)
 
 
@@ -123,7 +125,9 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
             path, name = first, os.path.join(watch, os.path.basename(first))
     if path is None:
         raise UsageError("-m/--model is required (or --watch DIR whose latest is a complete checkpoint)")
-    path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
+    from er.train.lora import checked_policy_dir
+
+    path = checked_policy_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
 
     tokenizer = load_tokenizer(path)
     opt.max_context = model_context(path, eng)

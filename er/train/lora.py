@@ -166,6 +166,24 @@ def adapter_base(path: str, *, flag: str = "-m") -> str:
     return model_dir(base, flag=f"{flag} {path}: base model", tokenizer=False)
 
 
+def checked_policy_dir(path: str, *, flag: str = "-m") -> str:
+    """`er sample -m`: an adapter directory (its base checked too) as it is, else `er.models.model_dir`."""
+    from er.models import model_dir
+
+    if not is_adapter_dir(path):
+        return model_dir(path, flag=flag)
+    if not is_complete_adapter(path):
+        raise UsageError(f"{flag} {path}: a LoRA adapter directory without {ADAPTER_WEIGHTS}")
+    check_servable(adapter_config(path, flag=flag), flag=f"{flag} {path}")
+    adapter_base(path, flag=flag)
+    return path
+
+
+def config_dir(path: str) -> str:
+    """Where the model config of `path` is: the base's directory for an adapter, else `path`."""
+    return adapter_base(path) if is_adapter_dir(path) else path
+
+
 def adapter_rank(path: str) -> int:
     config = adapter_config(path)
     ranks = [int(config.get("r", 8)), *(int(v) for v in (config.get("rank_pattern") or {}).values())]
@@ -178,6 +196,28 @@ def vllm_rank(r: int) -> int:
         if allowed >= r:
             return allowed
     raise UsageError(f"LoRA rank {r} exceeds vLLM's largest max_lora_rank ({VLLM_RANKS[-1]})")
+
+
+def vllm_engine_options(adapter_path: str) -> dict:
+    """vLLM engine arguments for serving adapters like the one at `adapter_path`.
+
+    One adapter in a batch (`max_loras=1`), two cached (`max_cpu_loras=2`: the one being served and the
+    one being swapped in), rank rounded up to a value vLLM accepts.
+    """
+    return {"enable_lora": True, "max_lora_rank": vllm_rank(adapter_rank(adapter_path)), "max_loras": 1,
+            "max_cpu_loras": 2}
+
+
+class AdapterVersions:
+    """Names and ids for successive adapter versions: (name, id, id of the version it replaces)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def next(self, path: str) -> tuple[str, int, int | None]:
+        self.count += 1
+        previous = self.count - 1 if self.count > 1 else None
+        return f"er-policy-v{self.count}-{os.path.basename(path)}", self.count, previous
 
 
 def base_reference(model: str) -> str:
@@ -282,7 +322,9 @@ def load_merged(adapter_path: str, dtype=None, *, flag: str = "-m"):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     base = adapter_base(adapter_path, flag=flag)
     lm = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
     if dtype is None:
