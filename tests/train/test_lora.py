@@ -203,6 +203,7 @@ def test_the_transformers_sampler_loads_an_adapter_checkpoint(tiny_model, tmp_pa
     assert max(abs(a - b) for a, b in zip(comp.logprobs, expected)) < 1e-4
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_train_the_same_adapter_as_one_process(tiny_model, tmp_path):
     write_jsonl(tmp_path / "in.jsonl", _rows(3))
     args = ["-m", tiny_model, "--lora", "r=4", "--lr", "1e-2", "--batch-size", "12",
