@@ -98,7 +98,7 @@ def build_1p5b_shape(path: str, tokenizer_from: str) -> None:
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
-    config = Qwen2Config(**QWEN_1P5B, torch_dtype="float32")
+    config = Qwen2Config(**QWEN_1P5B)
     model = Qwen2ForCausalLM(config)
     model.save_pretrained(path, safe_serialization=True)
     AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(path)
