@@ -31,7 +31,7 @@ demo: $(STAMP) $(MAN_LINKS)
 
 # The main job on a real pretrained model (SmolLM2-135M-Instruct, arithmetic word problems; README, "On a real model").
 demo-real: $(STAMP) real-model
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo_real.py
+	HF_HUB_OFFLINE=1 $(BIN)/python examples/demo_real.py $(if $(LORA),--lora)
 
 test: $(STAMP) $(MAN_LINKS) real-model
 	HF_HUB_OFFLINE=1 ER_REAL_MODEL_REQUIRED=1 $(BIN)/pytest -n 2 --dist loadfile -m "not soak"

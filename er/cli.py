@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         argv.remove("--debug")
     prefix = " ".join(filter(None, ["er", _command_name(argv)]))
+    if _command_name(argv) == "update":  # a bare `--lora` (typer options always take a value)
+        from er.train.lora import bare_lora
+
+        argv = bare_lora(argv)
     code = 0
     try:
         group = click_group(only=_command_name(argv) or None)

@@ -80,13 +80,15 @@ def main() -> None:
     ap.add_argument("--keep-last", type=int, default=2, help="er update --keep-last: step-N/ directories kept")
     ap.add_argument("--batch-size", type=int, default=0, help="er update --batch-size (default: half a chunk)")
     ap.add_argument("--backend", default="transformers")
+    ap.add_argument("--lora", nargs="?", const="default", default=None, metavar="r=R,...",
+                    help="train a LoRA adapter (er update --lora) at 10x --lr, into out/demo-real-lora by default")
     ap.add_argument("--no-dynamic-sampling", dest="dynamic_sampling", action="store_false",
                     help="keep groups whose rewards are all equal (a step always runs; for smoke tests)")
     args = ap.parse_args()
     if args.model == model_dir() and not is_built():
         raise SystemExit("the real model is not built: run `make real-model` first")
 
-    work = Path(args.workdir)
+    work = Path(args.workdir if not (args.lora and args.workdir == "out/demo-real") else "out/demo-real-lora")
     if work.exists():
         shutil.rmtree(work)
     ckpt = work / "ckpt"
@@ -111,7 +113,8 @@ def main() -> None:
         ["advantage", "-e", "batch", *(["--dynamic-sampling"] if args.dynamic_sampling else []),
          "--batch-groups", str(args.prompts_per_step), "-q"],
         ["update", "-m", args.model, "--out", str(ckpt), "--loss", "grpo", "--clip-high", "0.28",
-         "--lr", str(args.lr), "--batch-size", str(args.batch_size or args.prompts_per_step * args.group_size // 2),
+         *(["--lora", args.lora] if args.lora else []), "--lr", str(args.lr * (10 if args.lora else 1)),
+         "--batch-size", str(args.batch_size or args.prompts_per_step * args.group_size // 2),
          "--save-every", "1", "--keep-last", str(args.keep_last), "-q"],
         out=work / "metrics.jsonl", env=pipe_env())
 

@@ -47,8 +47,13 @@ class HFBackend:
             kwargs["dtype"] = getattr(torch, dtype)
         elif self.device == "cpu":
             kwargs["dtype"] = torch.float32
-        # safetensors only: a pickled checkpoint (pytorch_model.bin) is never unpickled
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, use_safetensors=True, **kwargs).to(self.device).eval()
+        from er.train.lora import is_adapter_dir, load_merged
+
+        if is_adapter_dir(model_path):  # base + LoRA adapter (peft), folded in float32 for plain decoding
+            self.model = load_merged(model_path, kwargs.get("dtype")).to(self.device).eval()
+        else:
+            # safetensors only: a pickled checkpoint (pytorch_model.bin) is never unpickled
+            self.model = AutoModelForCausalLM.from_pretrained(model_path, use_safetensors=True, **kwargs).to(self.device).eval()
         self.batch_size = max(1, batch_size)
         cfg_eos = self.model.generation_config.eos_token_id
         cfg_eos = [cfg_eos] if isinstance(cfg_eos, int) else list(cfg_eos or [])

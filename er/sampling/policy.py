@@ -30,6 +30,10 @@ from er.train.checkpoint import checkpoint_step
 
 
 def is_complete_checkpoint(path: str) -> bool:
+    from er.train.lora import is_complete_adapter
+
+    if is_complete_adapter(path):  # `er update --lora`'s step-N: a peft adapter directory
+        return True
     return os.path.isfile(os.path.join(path, "config.json")) and (
         os.path.isfile(os.path.join(path, "model.safetensors"))
         or os.path.isfile(os.path.join(path, "model.safetensors.index.json")))

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from er.errors import ErError, UsageError
 from er.io import log
-from er.models import load_config, load_tokenizer, model_dir
+from er.models import load_config, load_tokenizer
 from er.sampling.policy import Watcher, checkpoint_step, is_complete_checkpoint, open_first
 from er.sampling.sampler import Policy, SampleOptions, Sampler, iter_epochs, run_stream
 
@@ -68,7 +68,9 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
 def model_context(path: str, eng: EngineOptions) -> int | None:
     if eng.max_model_len:
         return eng.max_model_len
-    cfg = load_config(path)
+    from er.train.lora import config_dir
+
+    cfg = load_config(config_dir(path))
     return getattr(cfg, "max_position_embeddings", None)
 
 
@@ -130,7 +132,9 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
     watcher = Watcher(watch) if watch else None
 
     def open_policy(path: str):
-        path = model_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
+        from er.train.lora import checked_policy_dir
+
+        path = checked_policy_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
         tokenizer = load_tokenizer(path)
         opt.max_context = model_context(path, eng)
         if kind == "server":

@@ -116,8 +116,16 @@ class VLLMBackend:
                  max_tokens: int = 1024, **engine_kwargs):
         import torch
 
+        from er.train import lora
+
         _check_loadable(model_path)
         on_gpu = torch.cuda.is_available()
+        adapter = model_path if lora.is_adapter_dir(model_path) else None
+        if adapter is not None:  # the engine runs the base; the adapter is added as a LoRARequest
+            model_path = lora.adapter_base(adapter)
+            engine_kwargs = {**lora.vllm_engine_options(adapter), **engine_kwargs}
+        self.base = os.path.realpath(model_path)
+        self.adapters = lora.AdapterVersions() if adapter is not None else None
         init = {"model": model_path, "seed": seed if seed is not None else 0,
                 "tensor_parallel_size": tensor_parallel_size,
                 "logprobs_mode": "raw_logprobs" if logprobs_mode == "raw" else "processed_logprobs",
@@ -152,6 +160,25 @@ class VLLMBackend:
                                      stdout=subprocess.PIPE, stderr=None if debug else self._log, env=env)
         self._call({"op": "init", **init}, what=f"starting vLLM on {model_path}")
         self.max_context = max_model_len
+        if adapter is not None:
+            self.load_adapter(adapter)
+
+    def load_adapter(self, path: str) -> float:
+        """Serve the LoRA adapter at `path` from now on (vLLM `add_lora`; the base stays); returns seconds.
+
+        Each version gets a new name and id (vLLM keys its prefix cache by name and path, so reusing
+        them could serve KV computed with the old adapter); the previous version is removed after.
+        """
+        from er.train import lora
+
+        if self.adapters is None:
+            raise ErError(f"{path}: a LoRA adapter, but this engine was started on a full model without LoRA")
+        base = os.path.realpath(lora.adapter_base(path))
+        if base != self.base:
+            raise ErError(f"{path}: an adapter of {base}, but the engine runs {self.base}")
+        name, lora_id, previous = self.adapters.next(os.path.realpath(path))
+        return float(self._call({"op": "adapter", "name": name, "id": lora_id, "path": os.path.realpath(path),
+                                 "remove": previous}, what=f"loading adapter {path}").get("seconds", 0.0))
 
     def _call(self, message: dict, what: str) -> dict:
         import orjson
@@ -179,6 +206,12 @@ class VLLMBackend:
 
     def reload(self, path: str) -> float:
         """Load the weights of checkpoint `path` into the running engine; returns the seconds it took."""
+        from er.train.lora import is_adapter_dir
+
+        if is_adapter_dir(path) or self.adapters is not None:
+            if not is_adapter_dir(path):
+                raise ErError(f"{path}: a full model, but this engine serves LoRA adapters of {self.base}")
+            return self.load_adapter(path)
         _check_loadable(path)
         return float(self._call({"op": "reload", "path": os.path.abspath(path)},
                                 what=f"reloading {path} in place").get("seconds", 0.0))

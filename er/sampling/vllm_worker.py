@@ -6,7 +6,8 @@ speaks its protocol on a private copy of the original stdout).
 
 Protocol: one orjson line per message. Parent -> worker: `{"op": "init", ...LLM kwargs}`,
 `{"op": "generate", "requests": [...], "temperature", "top_p", "logprobs"}`, `{"op": "reload", "path"}`,
-`{"op": "exit"}`.
+`{"op": "adapter", "name", "id", "path", "remove"}` (add a LoRA adapter, generate with it from now on,
+remove the adapter id `remove`), `{"op": "exit"}`.
 Worker -> parent: `{"ok": true, ...}` or `{"error": "one line"}`; generate answers
 `{"results": [[{"ids": [...], "lp": [...] | null, "finish": "stop"|"length"}, ...], ...]}`; reload answers
 `{"ok": true, "seconds": s}`.
@@ -146,6 +147,7 @@ def main() -> None:
     sys.stdout = sys.stderr
     proto_in = sys.stdin.buffer
     llm = None
+    adapter = None  # the LoRARequest every generate carries (er update --lora checkpoints)
     for line in proto_in:
         msg = orjson.loads(line)
         op = msg.pop("op")
@@ -165,6 +167,18 @@ def main() -> None:
                 llm.collective_rpc("er_reload_weights", kwargs={"weights_path": msg["path"]})
                 llm.reset_prefix_cache()
                 _send(proto_out, {"ok": True, "seconds": time.perf_counter() - t0})
+            elif op == "adapter":
+                import time
+
+                from vllm.lora.request import LoRARequest
+
+                t0 = time.perf_counter()
+                request = LoRARequest(msg["name"], msg["id"], msg["path"])
+                llm.llm_engine.add_lora(request)
+                if msg.get("remove") is not None:
+                    llm.llm_engine.remove_lora(msg["remove"])
+                adapter = request
+                _send(proto_out, {"ok": True, "seconds": time.perf_counter() - t0})
             elif op == "generate":
                 from vllm import SamplingParams
                 from vllm.inputs import TokensPrompt
@@ -177,7 +191,7 @@ def main() -> None:
                         n=r["n"], max_tokens=r["max_tokens"], seed=r["seed"], temperature=msg["temperature"],
                         top_p=msg["top_p"], logprobs=0 if msg["logprobs"] else None,
                         stop_token_ids=r.get("stop_ids") or None, skip_special_tokens=False, extra_args=extra))
-                outputs = llm.generate(prompts, params, use_tqdm=False)
+                outputs = llm.generate(prompts, params, use_tqdm=False, lora_request=adapter)
                 _send(proto_out, {"results": _results(outputs)})
             else:
                 _send(proto_out, {"error": f"unknown op {op!r}"})

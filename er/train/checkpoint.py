@@ -248,8 +248,9 @@ def point_latest(out_dir: str, target: str) -> None:
 
 
 def is_complete(path: str) -> bool:
-    """Both halves are there: the model (config.json) and its trainer state (either layout)."""
-    return os.path.isfile(os.path.join(path, "config.json")) and _state_file(path, STATE_JSON) is not None
+    """Both halves are there: the model (config.json, or a LoRA adapter's) and its trainer state (either layout)."""
+    model = any(os.path.isfile(os.path.join(path, n)) for n in ("config.json", "adapter_config.json"))
+    return model and _state_file(path, STATE_JSON) is not None
 
 
 def is_old_layout(path: str) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from typing import Any
+
 from er.errors import UsageError
 
 AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -50,6 +52,8 @@ class UpdateConfig:
     keep_last: int | None = None
     fsdp: bool = False
     device: str | None = None
+    lora: Any = None  # er.train.lora.LoraSpec: train a LoRA adapter instead of every weight
+    base_dtype: str | None = None  # with lora: the frozen base's dtype (adapters stay float32)
 
     def check(self) -> None:
         for f in fields(self):  # NaN passes every comparison below, inf most: neither is ever a valid value
@@ -101,6 +105,10 @@ class UpdateConfig:
             raise UsageError("--norm-length must be >= 1")
         if self.keep_last is not None and self.keep_last < 1:
             raise UsageError(f"--keep-last must be >= 1, not {self.keep_last}")
+        if self.lora is not None or self.base_dtype is not None:
+            from er.train.lora import check_config
+
+            check_config(self)
 
 
 def lr_at(cfg: UpdateConfig, step: int) -> float:

@@ -151,13 +151,17 @@ class Trainer:
             if found is not None:
                 load_path = self.resumed_from = found
         self.model_path = model_path
-        load_path = model_dir(load_path)  # one-line errors: no tokenizer, broken config.json, a Hub name offline
-        self.tokenizer = load_tokenizer(load_path)
+        from er.train import lora
+
+        load_path, adapter_path = lora.split_model_path(load_path, cfg.lora, resumed=self.resumed_from is not None)
+        load_path = model_dir(load_path, tokenizer=adapter_path is None)  # one-line errors: no tokenizer, broken config.json, a Hub name offline
+        self.tokenizer = load_tokenizer(adapter_path or load_path)
         try:
-            lm = AutoModelForCausalLM.from_pretrained(load_path, dtype=torch.float32, use_safetensors=True)
+            lm = AutoModelForCausalLM.from_pretrained(load_path, dtype=lora.dtype_of(cfg.base_dtype), use_safetensors=True)
         except (OSError, ValueError) as exc:
             raise UsageError(f"-m {load_path}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
         lm.to(self.device)
+        self.peft = lora.wrap(lm, cfg.lora, adapter_path, model_path) if cfg.lora is not None else None
         lm.train()
         lm.config.use_cache = False
         self.lm = lm
@@ -171,7 +175,9 @@ class Trainer:
         if cfg.gradient_checkpointing:
             lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref = None
-        if cfg.kl_coef > 0:
+        if cfg.kl_coef > 0 and self.peft is not None and not cfg.ref_model:
+            self.ref = lora.AdapterDisabled(self.peft, self.policy)  # the base itself: no second model
+        elif cfg.kl_coef > 0:
             ref_path = model_dir(cfg.ref_model or model_path, flag="--ref-model" if cfg.ref_model else "-m", tokenizer=False)
             ref_lm = AutoModelForCausalLM.from_pretrained(ref_path, dtype=torch.float32,
                                                           use_safetensors=True).to(self.device)
@@ -317,7 +323,7 @@ class Trainer:
             sd = {k: whole for k, v in named if k in keys and (whole := self._for_rank0(v)) is not None}
         path = None
         if self.rank == 0:
-            path = ckpt.save_checkpoint(self.lm, self.tokenizer, self.out_dir, self.step, state, state_dict=sd,
+            path = ckpt.save_checkpoint(self.lm if self.peft is None else self.peft, self.tokenizer, self.out_dir, self.step, state, state_dict=sd,
                                         keep_last=self.cfg.keep_last)
             if getattr(self, "command_config", None) is not None:
                 from er.config import record
