@@ -88,7 +88,7 @@ def test_estimated_weights_and_the_global_threshold_follow_the_code():
     # centroids are the means of the raw keys of their clusters
     for k in range(3):
         assert torch.allclose(c[k], keys[level.labels[0] == k].mean(0), atol=1e-6)
-    t = Squeezed._calibrate(("quantile", 0.8), [(window_q, 0.5)], [level])
+    t = Squeezed.calibrate(("quantile", 0.8), [(window_q, 0.5)], [level])
     assert t == pytest.approx(float(np.quantile(est[level.labels[0]].numpy(), 0.8)), rel=1e-6)
 
 

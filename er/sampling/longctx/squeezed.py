@@ -203,6 +203,7 @@ class Document:
     threshold: float | None = None
     coarse_threshold: float | None = None
     recent: int | None = None  # the budget baseline: attend to the last `recent` keys only
+    queries: list | None = None  # per layer (the window's queries (1, H, W, D), scaling): recalibration
 
     def describe(self) -> dict:
         out = {"method": "squeezed", "context_tokens": self.n}
@@ -308,7 +309,8 @@ class Squeezed:
         captured, holder.captured = holder.captured, {}
         keys = [layer.keys for layer in cache.layers]
         values = [layer.values for layer in cache.layers]
-        doc = Document(n=n, window=W, keys=keys, values=values)
+        queries = [captured[i] for i in range(len(keys))]  # (query (1, H, W, D), scaling) per layer
+        doc = Document(n=n, window=W, keys=keys, values=values, queries=queries)
         if self.recent is not None:
             doc.recent = min(n, math.ceil(self.recent * n))
             return doc
@@ -317,13 +319,12 @@ class Squeezed:
             return doc
         k2 = max(1, int(self.clusters * n_c))
         doc.fine = [cluster_keys(k[0, :, :n_c].float().cpu(), k2) for k in keys]
-        queries = [captured[i] for i in range(len(keys))]  # (query (1, H, W, D), scaling) per layer
-        doc.threshold = self._calibrate(self.threshold_spec, queries, doc.fine)
+        doc.threshold = self.calibrate(self.threshold_spec, queries, doc.fine)
         if self.levels == 2:
             k1 = min(k2, max(1, int(self.coarse * n_c)))
             pairs = [coarse_level(f, k1) for f in doc.fine]
             doc.coarse, doc.parents = [p[0] for p in pairs], [p[1] for p in pairs]
-            doc.coarse_threshold = self._calibrate(self.coarse_threshold_spec, queries, doc.coarse)
+            doc.coarse_threshold = self.calibrate(self.coarse_threshold_spec, queries, doc.coarse)
         for lv in (doc.fine or []) + (doc.coarse or []):
             lv.centroids, lv.counts, lv.labels = lv.centroids.to(dev), lv.counts.to(dev), lv.labels.to(dev)
         if doc.parents is not None:
@@ -331,7 +332,7 @@ class Squeezed:
         return doc
 
     @staticmethod
-    def _calibrate(spec: tuple[str, float], queries: list, levels: list) -> float:
+    def calibrate(spec: tuple[str, float], queries: list, levels: list) -> float:
         """T: the quantile of the window-mean ŝ_j over all layers, query heads and clustered keys."""
         kind, x = spec
         if kind == "value":
