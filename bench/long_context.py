@@ -1,6 +1,8 @@
-"""Benchmark `er sample --attention lambda` (LM-Infinite, bounded KV cache) against full attention (tiny model, CPU).
+"""Benchmark `er sample --attention lambda` (LM-Infinite, bounded KV cache) against full attention (tiny model, CPU),
+and the fidelity of `er sample --attention squeezed` (Squeezed Attention) against its KV budget (SmolLM2).
 
     .venv/bin/python bench/long_context.py [--quick]
+    .venv/bin/python bench/long_context.py --squeezed [--quick]
 
 A tiny Qwen2 model with max_position_embeddings = 512 (its "trained length" L_pre) gets prompts of 1x, 2x
 and 4x L_pre random tokens and decodes 64 tokens greedily through er's transformers backend (HFBackend):
@@ -77,9 +79,15 @@ def child(model: str, variant: str, length: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="1x and 4x only")
+    ap.add_argument("--quick", action="store_true", help="1x and 4x only (--squeezed: one document, one budget)")
+    ap.add_argument("--squeezed", action="store_true", help="Squeezed Attention: accuracy against KV budget")
     ap.add_argument("--child", nargs=3, metavar=("MODEL", "VARIANT", "LENGTH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.squeezed:
+        from bench.squeezed_fidelity import main as fidelity
+
+        fidelity(quick=args.quick)
+        return
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]))))
         return

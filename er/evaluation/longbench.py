@@ -7,8 +7,9 @@ metrics are er.evaluation.lengthcontrol's LEvalReport and LCFOReport; reports pe
 L-Eval (An et al. 2023, arXiv 2307.11088, spec length-control-and-eval.md §9a, [CODE]). A data file line:
   {"input": document, "instructions": [...], "outputs": [...], "source": task, "evaluation": exam|f1|rouge|LLM|human}
 Each (instruction, output) pair becomes one prompt record: `id` "leval/<task>/<line>/<k>", `prompt` (one
-user turn), `gt` and `answer` (the output), `evaluation`, `task` (`source`, else the file name without
-extensions, `.pred` and a `leval_` prefix), `dataset` "leval". Prompts follow L-Eval's baselines (turbo16k-test.py):
+user turn), `context` (the document, which the prompt holds: a document's questions share it as their fixed
+context, see `er sample --attention squeezed`), `gt` and `answer` (the output), `evaluation`, `task`
+(`source`, else the file name without extensions, `.pred` and a `leval_` prefix), `dataset` "leval". Prompts follow L-Eval's baselines (turbo16k-test.py):
   exam:  "Document is as follows. {document} Question: {instruction} \\nPlease directly give answer without
           any additional output or explanation\\n Answer: "
   other: "Document is as follows. {document} Instruction: {instruction} The suggested output length is around
@@ -41,7 +42,7 @@ EXAM_PROMPT = ("Document is as follows. {document} Question: {instruction} \nPle
                "additional output or explanation\n Answer: ")
 LIE_PROMPT = ("Document is as follows. {document} Instruction: {instruction} The suggested output length is around "
               "{n} words. Output: ")
-LCFO_PROMPT = "Summarize the following text in about {n} words ({ratio}% of its length).\n\n{source_text}"
+LCFO_PROMPT = "{source_text}\n\nSummarize the text above in about {n} words ({ratio}% of its length)."
 
 
 def task_of(path: str) -> str:
@@ -69,7 +70,8 @@ def leval_prompts(doc: dict, line: int, default_task: str) -> list[dict]:
             text = EXAM_PROMPT.format(document=document, instruction=instruction)
         else:
             text = LIE_PROMPT.format(document=document, instruction=instruction, n=len(str(gt).split()))
-        out.append({"id": f"leval/{task}/{line}/{k}", "prompt": [{"role": "user", "content": text}], "gt": gt,
+        out.append({"id": f"leval/{task}/{line}/{k}", "prompt": [{"role": "user", "content": text}],
+                    "context": document, "gt": gt,
                     "answer": gt, "evaluation": evaluation, "task": task, "dataset": "leval"})
     return out
 
@@ -91,7 +93,7 @@ def lcfo_prompts(doc: dict, line: int, default_task: str) -> list[dict]:
         label = f"{percent:g}"
         text = LCFO_PROMPT.format(n=round(percent / 100 * words), ratio=label, source_text=source)
         out.append({"id": f"lcfo/{doc_id}/{label}", "prompt": [{"role": "user", "content": text}],
-                    "source_text": source, "ratio": percent, "reference": reference, "domain": doc.get("domain"),
+                    "source_text": source, "context": source, "ratio": percent, "reference": reference, "domain": doc.get("domain"),
                     "dataset": "lcfo"})
     return out
 

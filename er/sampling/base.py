@@ -36,6 +36,7 @@ class Request:
     stop_ids: list[int] = field(default_factory=list)  # extra stop tokens besides EOS
     stop_scale: StopScale | None = None
     turns: list[int] | None = None  # tokens per chat turn (SirLLM, er.sampling.longctx); None = one turn
+    context_len: int | None = None  # prompt_ids[:context_len] is the record's fixed context (Squeezed Attention)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Completion:
     finish_reason: str  # "stop" | "length"
     logprobs: list[float] | None = None
     server: str | None = None  # the URL that sampled it (er.sampling.server_client); None in process
+    info: dict | None = None  # per-sample long-context facts for the record's `long_context` (Squeezed Attention)
 
 
 @dataclass

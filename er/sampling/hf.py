@@ -11,7 +11,8 @@ every token. What it does:
   mask) and its KV cache is repeated for its samples;
 - finished rows are removed from the batch (and the cache) as they finish;
 - long inputs (er.sampling.longctx): `--attention lambda` prefills in chunks and keeps a KV cache bounded
-  to the Λ (LambdaRun); `--memory sirllm` prefills a chat turn by turn with SirLLM's eviction (batches
+  to the Λ (LambdaRun); `--attention squeezed` answers the question part of each prompt over its fixed
+  context's selected keys (SqueezedRun; batches then hold the samples of one prompt); `--memory sirllm` prefills a chat turn by turn with SirLLM's eviction (batches
   then hold the samples of one prompt); `--context xl3m` changes the prompt before it gets here;
 - sampling by inverse CDF with one uniform per step drawn up front from the sample's own
   `torch.Generator(seed + k)`; top-p keeps the smallest prefix of the sorted distribution whose mass
@@ -75,7 +76,7 @@ class HFBackend:
         rows.sort(key=lambda ik: len(requests[ik[0]].prompt_ids))  # stable: ties keep input order
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         batches = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
-        if self.memory is not None:  # SirLLM: one prompt (its samples) per batch
+        if self.memory is not None or getattr(self.attention, "per_prompt", False):  # one prompt (its samples) per batch
             batches = [[ik for ik in b if ik[0] == i] for b in batches for i in dict.fromkeys(i for i, _ in b)]
         for batch in batches:
             with self.torch.inference_mode():
@@ -102,7 +103,7 @@ class HFBackend:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         run = None  # a long-context runner owning the cache (er.sampling.longctx)
         if self.attention is not None:
-            run = self.attention.begin(self.model, ids, mask, pos)
+            run = self.attention.begin(self.model, ids, mask, pos, requests[rows[0][0]])
             cache, last = run.cache, run.logits
         elif self.memory is not None:
             run = self.memory.begin(self.model, prompts[0], requests[rows[0][0]].turns, dev)
@@ -202,7 +203,9 @@ class HFBackend:
             cache = out.past_key_values
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
-        return [Completion(tokens[b], finish[b] or "length", lps[b] if cfg.logprobs else None) for b in range(B)]
+        info = getattr(run, "row_info", None)  # what a long-context run reports per sample (Squeezed)
+        return [Completion(tokens[b], finish[b] or "length", lps[b] if cfg.logprobs else None,
+                           info(b) if info else None) for b in range(B)]
 
     def _sample(self, raw, logits, uniforms, active, step, greedy, temperature, top_p, cfg):
         torch = self.torch

@@ -88,6 +88,7 @@ class _Prepared:
     turns: list = field(default_factory=list)  # per subgroup: tokens per chat turn (SirLLM) or None
     infos: list = field(default_factory=list)  # per subgroup: XL3M's selection (the record's long_context) or None
     chat: list = field(default_factory=list)  # per subgroup: whether the chat template rendered the prompt
+    contexts: list = field(default_factory=list)  # per subgroup: tokens of the fixed context (Squeezed) or None
 
 
 class Sampler:
@@ -205,20 +206,25 @@ class Sampler:
         group_id = self.group_id(record, index)
         rng = random.Random(f"{self.opt.seed}:{index}:plan")
         subs = self.opt.interventions.plan(record, self.opt.n, rng)
-        ids, caps, texts, turns, infos, chat = [], [], [], [], [], []
+        ids, caps, texts, turns, infos, chat, contexts = [], [], [], [], [], [], []
+        from er.sampling.longctx.fixed_context import encode, place
+
+        rendered, fixed = place(record)
         context = self.opt.max_context
         lc = self.opt.longctx
-        unbounded = lc is not None and (lc.attention is not None or lc.memory is not None)
+        unbounded = lc is not None and ((lc.attention is not None and not getattr(lc.attention, "per_prompt", False))
+                                        or lc.memory is not None)
         for sub in subs:
-            text, templated, messages = self._render(record, sub.suffix)
+            text, templated, messages = self._render(rendered, sub.suffix)
             chat.append(templated)
             text += sub.prefill
-            enc = self.tok.encode(text, add_special_tokens=not templated)
+            enc, context_len = encode(self.tok, text, fixed, not templated)
             cap = self.opt.max_tokens if sub.max_tokens is None else sub.max_tokens
             info = None
             if lc is not None and lc.context is not None:
                 backend = self.policy.backend
                 enc, info = lc.context.apply(backend.model, backend.pad_id, enc, context, cap)
+                context_len = None
             turns.append(self._turns(text, messages) if lc is not None and lc.memory is not None else None)
             infos.append(info)
             if context is not None and not unbounded:
@@ -228,7 +234,8 @@ class Sampler:
             ids.append(enc)
             caps.append(cap)
             texts.append(sub.prefill)
-        return _Prepared(row, index, group_id, subs, ids, caps, texts, turns, infos, chat)
+            contexts.append(context_len)
+        return _Prepared(row, index, group_id, subs, ids, caps, texts, turns, infos, chat, contexts)
 
     # ---- generation ------------------------------------------------------------------------------
     def _requests(self, p: _Prepared) -> list[Request]:
@@ -243,7 +250,8 @@ class Sampler:
                 scale = StopScale(token, bias, think_end, closed)
             seed = None if base is None else base + sub.start
             reqs.append(Request(ids, sub.n, cap, seed, list(self.mlt_stop_ids), scale,
-                                turns=p.turns[len(reqs)] if p.turns else None))
+                                turns=p.turns[len(reqs)] if p.turns else None,
+                                context_len=p.contexts[len(reqs)] if p.contexts else None))
         return reqs
 
     def generate_chunk(self, chunk: list[_Prepared]) -> Iterator[list[dict]]:
@@ -301,6 +309,8 @@ class Sampler:
                     rec["prefix"] = prefill
                 if info is not None:
                     rec["long_context"] = dict(info)
+                if c.info is not None:
+                    rec["long_context"] = {**rec.get("long_context", {}), **c.info}
                 if self.opt.interventions.mode == "auto":
                     rec["mode"] = self.opt.interventions.detect_mode(text)
                 if self.opt.logprobs:

@@ -85,7 +85,7 @@ def test_lcfo_documents_become_one_prompt_per_ratio_and_are_scored_per_ratio():
     d1, d2 = docs("lcfo.jsonl")
     items = lcfo_prompts(d1, 1, "x")
     assert [(r["id"], r["ratio"]) for r in items] == [("lcfo/d1/5", 5.0), ("lcfo/d1/10", 10.0), ("lcfo/d1/20", 20.0)]
-    assert items[1]["prompt"][0]["content"].startswith("Summarize the following text in about 20 words (10% of its length).")
+    assert items[1]["prompt"][0]["content"].endswith("Summarize the text above in about 20 words (10% of its length).")
     items2 = lcfo_prompts(d2, 2, "x")
     # predictions: d1@10% = its reference (20 words, compliance 1.0, ROUGE-L 1), d2@10% = 12 words of source (1.2)
     rows = predictions([items[1]], [items[1]["reference"]])

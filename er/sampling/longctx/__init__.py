@@ -3,6 +3,9 @@
 - lambda_attention: LM-Infinite's Λ-shaped attention with a distance limit (Han et al., NAACL 2024,
   arXiv 2308.16137), registered as a transformers attention function, with a bounded KV cache and
   chunked prefill (`--attention lambda[:global=N,local=M,dist=D,chunk=C]`);
+- squeezed: Squeezed Attention (Hooper, Kim et al., arXiv 2411.09688, ACL 2025): a fixed context's keys
+  clustered once, each question attending to the clusters that pass a calibrated threshold
+  (`--attention squeezed[:clusters=0.05,threshold=q0.9,window=100,levels=1|2]`);
 - xl3m: XL3M's segment-wise certainty-based key-context selection (Wang et al., arXiv 2405.17755;
   reconstructed) (`--context xl3m[:segment=S,question=Q,keep=K,score=entropy|nll]`);
 - sirllm: SirLLM's token-surprisal memory with per-turn decay for multi-turn chats (Yao et al., arXiv
@@ -23,7 +26,7 @@ from er.params import bind_params, parse_spec
 
 @dataclass
 class LongContext:
-    attention: Any = None  # LambdaAttention
+    attention: Any = None  # LambdaAttention or Squeezed
     context: Any = None  # XL3M
     memory: Any = None  # SirLLM
 
@@ -63,7 +66,13 @@ def _init_params(cls) -> list[str]:
 
 def parse_options(attention: str | None, context: str | None, memory: str | None) -> LongContext:
     lc = LongContext()
-    if attention:
+    if attention and parse_spec(attention)[0] not in ("lambda", "squeezed"):
+        raise UsageError(f"--attention: unknown method {parse_spec(attention)[0]!r}; methods: lambda, squeezed")
+    if attention and parse_spec(attention)[0] == "squeezed":
+        from er.sampling.longctx.squeezed import Squeezed
+
+        lc.attention = _bind("--attention", attention, "squeezed", Squeezed)
+    elif attention:
         from er.sampling.longctx.lambda_attention import LambdaAttention
 
         lc.attention = _bind("--attention", attention, "lambda", LambdaAttention,
@@ -77,7 +86,9 @@ def parse_options(attention: str | None, context: str | None, memory: str | None
 
         lc.memory = _bind("--memory", memory, "sirllm", SirLLM)
     if lc.attention is not None and lc.memory is not None:
-        raise UsageError("--attention lambda and --memory sirllm both manage the KV cache; use one")
+        raise UsageError(f"--attention {parse_spec(attention)[0]} and --memory sirllm both manage the KV cache; use one")
+    if lc.context is not None and getattr(lc.attention, "per_prompt", False):
+        raise UsageError("--attention squeezed needs the prompt's fixed context as it is and --context xl3m rewrites it; use one")
     if lc.context is not None and lc.memory is not None:
         raise UsageError("--context xl3m rewrites the prompt and --memory sirllm needs its chat turns; use one")
     return lc

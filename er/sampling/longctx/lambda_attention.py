@@ -97,7 +97,7 @@ class LambdaAttention:
             layer.values = layer.values.gather(2, idx.expand(B, H, W, layer.values.shape[-1]))
         return new
 
-    def begin(self, model, ids, mask, pos) -> "LambdaRun":
+    def begin(self, model, ids, mask, pos, request=None) -> "LambdaRun":
         run = LambdaRun(self, model)
         run.prefill(ids, mask, pos)
         return run
