@@ -174,7 +174,7 @@ def main(quick: bool = False) -> None:
         rows.append((f"squeezed, target {b:.0%}", f"{kept:.3f}", f"{needle_accuracy(sq):.3f}",
                      leval_scores(runner.answer(leval, squeezed_at(b)))))
         rec = runner.answer(needles, recent_at(kept))
-        rows.append((f"recent keys, same budget", f"{keys_fraction(rec):.3f}", f"{needle_accuracy(rec):.3f}",
+        rows.append(("recent keys, same budget", f"{keys_fraction(rec):.3f}", f"{needle_accuracy(rec):.3f}",
                      leval_scores(runner.answer(leval, recent_at(kept)))))
     text = (f"SmolLM2-135M-Instruct, greedy, 14 tokens; needles: {len(needles)} questions over "
             f"{len(needles) // 4} documents of {n_ctx} context tokens; L-Eval fixtures: {len(leval)} questions "

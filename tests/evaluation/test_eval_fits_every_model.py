@@ -91,7 +91,7 @@ def test_series_differ_by_marker_and_line_style(tmp_path):
     finally:
         plt.close = original
     ax3 = captured["fig"].axes[2]
-    lines = [l for l in ax3.get_lines() if l.get_label().endswith(")")]
+    lines = [line for line in ax3.get_lines() if line.get_label().endswith(")")]
     assert len(lines) == 2
     assert lines[0].get_marker() != lines[1].get_marker()
     assert lines[0].get_linestyle() != lines[1].get_linestyle()

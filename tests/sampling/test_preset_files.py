@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 
 from tests.helpers import jsonl, parse_jsonl, run_er
 
