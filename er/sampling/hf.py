@@ -205,7 +205,7 @@ class HFBackend:
             next_pos = next_pos + 1
         info = getattr(run, "row_info", None)  # what a long-context run reports per sample (Squeezed)
         return [Completion(tokens[b], finish[b] or "length", lps[b] if cfg.logprobs else None,
-                           info(b) if info else None) for b in range(B)]
+                           info=info(b) if info else None) for b in range(B)]
 
     def _sample(self, raw, logits, uniforms, active, step, greedy, temperature, top_p, cfg):
         torch = self.torch

@@ -28,7 +28,7 @@ def test_defaults_run_every_part_at_gpu_sizes_on_the_real_model():
 
     args = gpu.parse_args([])
     assert args.model == model_dir() and not args.cpu
-    assert args.parts == ["sample", "update", "reload", "lora"] and args.sizes == gpu.SIZES["gpu"]
+    assert args.parts == ["sample", "update", "reload", "serve", "lora"] and args.sizes == gpu.SIZES["gpu"]
 
 
 def test_cpu_quick_selects_tiny_sizes_and_a_subset_of_parts():
