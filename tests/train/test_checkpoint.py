@@ -82,6 +82,7 @@ def test_resume_reads_a_checkpoint_of_the_earlier_layout(tiny_model, tmp_path, c
     code, err = run_er(["update", *common, "--out", tmp_path / "ck", tmp_path / "a.jsonl", "-o", tmp_path / "m.jsonl"], capsys)
     assert code == 0, err
     state = tmp_path / "ck" / "trainer-state" / "step-1"
+    os.remove(state / "config.json")  # the run's flags (er.config): the earlier layout had no such file
     for name in os.listdir(state):  # make it an old-layout checkpoint
         os.rename(state / name, tmp_path / "ck" / "step-1" / name)
     os.rmdir(state)
