@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.helpers import ER, parse_jsonl
+from tests.helpers import parse_jsonl
+from tests.real.test_loop_on_smollm2 import sh  # the pipe runner of the full fine-tuning loop
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -24,14 +24,6 @@ from arith_task import problems  # noqa: E402
 pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.soak]  # not yet verified here: make soak
 
 N_PROMPTS, G, MAX_TOKENS = 4, 2, 16
-
-
-def sh(script: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ER": " ".join(ER)}
-    proc = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=cwd, env=env, capture_output=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-    return proc
 
 
 @pytest.fixture(scope="module")
