@@ -63,16 +63,12 @@ def run(
     from er.flagcheck import check_numbers
 
     check_numbers(("--workers", workers, "non-negative"), ("--lc-lambda", lc_lambda, "non-negative"),
-                  ("--band", band, "non-negative"))
+                  ("--band", band, "non-negative"), ("--min-pass", min_pass, "fraction"))
 
     if plot:
         from er.evaluation.plot import plot_format
 
         plot_format(plot)  # a bad extension is a usage error before any row is read
-    if min_pass is not None:
-        from er.evaluation.preflight import check_rate
-
-        check_rate(min_pass)
     if format not in ("jsonl", "arrow", "parquet", "md"):
         raise UsageError(f"--format must be jsonl, arrow, parquet or md, not {format!r}")
     options = EvalOptions(metric=metric, by=list(by or []), budgets=parse_ints(budgets, "--budgets"),

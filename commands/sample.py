@@ -73,7 +73,8 @@ def run(
     check_numbers(("--temperature", temperature, "finite"), ("--batch-size", batch_size, "at-least-1"),
                   ("--chunk", chunk, "at-least-1"), ("--tensor-parallel-size", tensor_parallel_size, "at-least-1"),
                   ("--gpu-memory-utilization", gpu_memory_utilization, "fraction"),
-                  ("--max-model-len", max_model_len, "at-least-1"))
+                  ("--max-model-len", max_model_len, "at-least-1"), ("--max-inflight", max_inflight, "at-least-1"),
+                  ("--request-timeout", request_timeout, "positive"))
     from er.sampling.interventions import Interventions, parse_budgets, parse_levels, parse_target
     from er.sampling.run import EngineOptions, sample
     from er.sampling.sampler import SampleOptions, parse_shard

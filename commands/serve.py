@@ -28,6 +28,12 @@ def run(
     moves new checkpoints into it in place. vLLM's log goes to stderr. Ctrl-C/SIGTERM stop the server
     and its engine processes (exit 130/143). Example: `er serve -m ckpt/latest --port 8000 -- --seed 0`.
     """
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--port", port, "port"), ("--max-model-len", max_model_len, "at-least-1"),
+                  ("--max-tokens", max_tokens, "at-least-1"), ("--max-num-seqs", max_num_seqs, "at-least-1"),
+                  ("--max-num-batched-tokens", max_num_batched_tokens, "at-least-1"),
+                  ("--startup-timeout", startup_timeout, "positive"))
     from er.sampling.serve import serve
 
     serve(model, host=host, port=port, max_model_len=max_model_len, max_tokens=max_tokens,

@@ -2,7 +2,7 @@
 
 `check_numbers((flag, value, rule), ...)`: `value` None (the flag not given) passes; NaN never
 passes. Rules: "positive" (> 0), "at-least-1" (an int >= 1), "non-negative" (>= 0), "finite",
-"fraction" (0 < x <= 1).
+"fraction" (0 < x <= 1), "weight" (0 <= x < 1, an EMA weight), "port" (a TCP port, 1..65535).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ _RULES = {
     "non-negative": (lambda x: x >= 0, "a number >= 0"),
     "finite": (lambda x: True, "a finite number"),
     "fraction": (lambda x: 0 < x <= 1, "in (0, 1]"),
+    "weight": (lambda x: 0 <= x < 1, "in [0, 1)"),
+    "port": (lambda x: x == int(x) and 1 <= x <= 65535, "a TCP port (1..65535)"),
 }
 
 

@@ -84,6 +84,9 @@ def main() -> None:
                     help="train a LoRA adapter (er update --lora) at 10x --lr, into out/demo-real-lora by default")
     ap.add_argument("--no-dynamic-sampling", dest="dynamic_sampling", action="store_false",
                     help="keep groups whose rewards are all equal (a step always runs; for smoke tests)")
+    ap.add_argument("--allow-zero-signal", action="store_true",
+                    help="er update --allow-zero-signal: a run whose every step had no signal still exits 0 "
+                         "(for smoke tests at sizes where no answer can be right)")
     args = ap.parse_args()
     if args.model == model_dir() and not is_built():
         raise SystemExit("the real model is not built: run `make real-model` first")
@@ -115,7 +118,8 @@ def main() -> None:
         ["update", "-m", args.model, "--out", str(ckpt), "--loss", "grpo", "--clip-high", "0.28",
          *(["--lora", args.lora] if args.lora else []), "--lr", str(args.lr * (10 if args.lora else 1)),
          "--batch-size", str(args.batch_size or args.prompts_per_step * args.group_size // 2),
-         "--save-every", "1", "--keep-last", str(args.keep_last), "-q"],
+         "--save-every", "1", "--keep-last", str(args.keep_last),
+         *(["--allow-zero-signal"] if args.allow_zero_signal else []), "-q"],
         out=work / "metrics.jsonl", env=pipe_env())
 
     if not (ckpt / "latest").is_symlink():

@@ -161,8 +161,9 @@ def _curve(ax, steps, values, color, smooth, label=None, **style):
 
 
 def check_smooth(smooth: float) -> None:
-    if not 0 <= smooth < 1:
-        raise UsageError(f"--smooth must be in [0, 1) (the EMA weight; 0 = raw), not {smooth}")
+    from er.flagcheck import check_numbers
+
+    check_numbers(("--smooth", smooth, "weight"))
 
 
 def write_curves(out: str, paths: list[str], smooth: float = 0.0, title: str | None = None) -> list[Series]:

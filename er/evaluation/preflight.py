@@ -14,13 +14,7 @@ problem) is below RATE, with the figure and what to change. The default threshol
 
 from __future__ import annotations
 
-from er.errors import ErError, UsageError
-
-
-def check_rate(rate: float) -> float:
-    if not 0 < rate <= 1:
-        raise UsageError(f"--min-pass must be in (0, 1], not {rate}")
-    return rate
+from er.errors import ErError
 
 
 def largest_pass(report: dict) -> tuple[int, float | None] | None:
