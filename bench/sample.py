@@ -1,6 +1,6 @@
 """Benchmark `er sample` against the plain library calls on the same prompts (tiny model, CPU).
 
-    .venv/bin/python bench/sample.py [--quick] [--skip-transformers] [--skip-vllm] [--skip-server]
+    .venv/bin/python bench/sample.py [--quick] [--skip-transformers] [--skip-vllm] [--skip-server] [--model DIR]
 
 transformers: er's Sampler + HFBackend (prompt rendering, batching by length, KV-cache decoding,
 record building) vs a plain `model.generate(do_sample=True, num_return_sequences=G)` loop over
@@ -9,7 +9,8 @@ a helper process, requests over a pipe) vs raw `LLM.generate` in this process wi
 settings. Served (`er sample --server`): er's Sampler + ServerBackend (HTTP to an `er serve` of the same
 model, started by this script) vs er's Sampler + VLLMBackend, both engines with er's CPU settings and
 `--max-model-len 512`, run interleaved. Tokens/s counts generated completion tokens (EOS included, padding not); model loading and
-engine start are outside the timings. Prints a table and both ratios (er / baseline).
+engine start are outside the timings. Prints a table and both ratios (er / baseline). `--model DIR`
+(e.g. the `make real-model` SmolLM2) replaces the tiny model; prompts get its chat template in er's runs.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def main() -> None:
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", default=None, help="save_pretrained directory (default: the tiny model, built here)")
     args = ap.parse_args()
     n_prompts, G, max_tokens, batch = (16, 4, 32, 32) if args.quick else (64, 4, 64, 64)
 
@@ -150,7 +152,7 @@ def main() -> None:
     from er.sampling.hf import HFBackend
     from er.tiny import build_tiny
 
-    path = build_tiny(os.path.join(tempfile.mkdtemp(prefix="er-bench-"), "tiny"))
+    path = args.model or build_tiny(os.path.join(tempfile.mkdtemp(prefix="er-bench-"), "tiny"))
     tok = AutoTokenizer.from_pretrained(path)
     prompts = make_prompts(n_prompts)
     rows = []
@@ -180,7 +182,7 @@ def main() -> None:
             rows.append(("--server (cpu)", "er --backend vllm", b, e))
         vb.close()
 
-    print(f"prompts={n_prompts} G={G} max_tokens={max_tokens} batch={batch} (best of {args.rounds} interleaved rounds)")
+    print(f"model={os.path.basename(os.path.normpath(path))} prompts={n_prompts} G={G} max_tokens={max_tokens} batch={batch} (best of {args.rounds} interleaved rounds)")
     print(f"{'backend':14} {'baseline':22} {'base tok/s':>10} {'er tok/s':>10} {'ratio':>7}")
     for name, base, b, e in rows:
         print(f"{name:14} {base:22} {b:10.0f} {e:10.0f} {e / b:7.2f}x")

@@ -43,8 +43,10 @@ def resolve_model(model: str) -> tuple[str, int | None]:
     """(directory to serve, training step or None). A checkpoint output directory serves its newest
     complete step; `ckpt/latest` (a link) serves what it points at, so the step is known."""
     from er.models import model_dir
+    from er.sampling.server_control import refuse_adapter
     from er.train.checkpoint import latest_checkpoint, read_step
 
+    refuse_adapter(model)
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         newest = latest_checkpoint(model)
         if newest is None:
@@ -53,6 +55,7 @@ def resolve_model(model: str) -> tuple[str, int | None]:
     path = model_dir(model)
     if os.path.isdir(path):
         path = os.path.realpath(path)
+        refuse_adapter(path)
         return path, read_step(path)
     return path, None
 

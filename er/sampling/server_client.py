@@ -149,6 +149,7 @@ class Dispatcher:
         self.dead: dict[str, str] = {}  # url -> why it was dropped
         self.retries = 0
         self._tasks: dict[str, set] = {u: set() for u in self.urls}
+        self._posts: set = set()  # every submitted request's task, until it is done
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="er-server-client", daemon=True)
         self.thread.start()
@@ -163,7 +164,15 @@ class Dispatcher:
         self.session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
     def submit(self, path: str, body: dict, accept: Callable[[dict], bool] | None = None) -> Future:
-        return asyncio.run_coroutine_threadsafe(self._post(path, body, accept), self.loop)
+        return asyncio.run_coroutine_threadsafe(self._tracked(self._post(path, body, accept)), self.loop)
+
+    async def _tracked(self, coro):
+        task = asyncio.current_task()
+        self._posts.add(task)
+        try:
+            return await coro
+        finally:
+            self._posts.discard(task)
 
     def _pick(self) -> str:
         alive = [u for u in self.urls if u not in self.dead]
@@ -253,9 +262,13 @@ class Dispatcher:
 
     def close(self) -> None:
         async def shut():
-            for tasks in self._tasks.values():
-                for task in list(tasks):
-                    task.cancel()  # closing the connection makes vLLM abort the request
+            # every request still queued or in flight (closing a connection makes vLLM abort it), waited
+            # for here: a request left to wake after the session closed would fail on it, and with the
+            # loop stopped its error would be printed at exit (`| head -1`, Ctrl-C)
+            pending = [*self._posts, *(t for tasks in self._tasks.values() for t in tasks)]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             await self.session.close()
 
         if self.loop.is_running():
@@ -383,7 +396,10 @@ class ServerBackend:
 
     def _hold(self, path: str) -> dict:
         """Make every server hold checkpoint `path` (moving those that hold another one); url -> Weights|None."""
+        from er.sampling.server_control import refuse_adapter
+
         real = os.path.realpath(path)
+        refuse_adapter(real)  # before any server is asked, so none is paused for nothing
 
         def one(control):
             try:

@@ -259,6 +259,7 @@ class ServerControl:
         """pause (drain) -> reload -> reset prefix cache -> label -> resume (always). Returns the seconds
         the server was paused. `path` is resolved (a `latest` link names its step-N) before it is sent."""
         real = os.path.realpath(path)
+        refuse_adapter(real)
         if step is None:
             from er.train.checkpoint import read_step
 
@@ -283,6 +284,17 @@ class ServerControl:
         if failure is not None:
             raise failure
         return time.perf_counter() - t0
+
+
+def refuse_adapter(path: str, flag: str = "-m") -> None:
+    """UsageError for a LoRA adapter checkpoint: served sampling moves full weights only (vLLM's runtime
+    LoRA endpoint, `/v1/load_lora_adapter`, is not wired into `er serve` / `--server` yet)."""
+    from er.train.lora import is_adapter_dir
+
+    if is_adapter_dir(path):
+        raise UsageError(f"{flag} {path} is a LoRA adapter: er serve and er sample --server take full weights only; "
+                         f"sample it in process (--backend vllm or transformers), or serve `er merge --adapter "
+                         f"{path} --out DIR`")
 
 
 def checkpoint_shape(path: str) -> dict:

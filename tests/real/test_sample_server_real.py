@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import ErServe, jsonl, run_er
 
-pytestmark = [pytest.mark.real, pytest.mark.vllm, pytest.mark.slow, pytest.mark.soak]  # make soak
+pytestmark = [pytest.mark.real, pytest.mark.vllm, pytest.mark.slow]
 pytest.importorskip("vllm")
 
 PROMPTS = [{"id": "a", "prompt": "What is 2 + 3?"}, {"id": "b", "prompt": "Name a prime number."},

@@ -220,6 +220,36 @@ def test_watch_moves_the_server_to_each_new_checkpoint_and_logprobs_are_the_new_
             assert max(abs(a - b) for a, b in zip(ref, r["logprobs"])) < 1e-4
 
 
+def test_ctrl_c_keeps_whole_groups_in_order_and_leaves_the_server_serving(server, tiny_model, tmp_path):
+    prompts = [{"id": f"c{i}", "prompt": f"Tell me a tale of {i}."} for i in range(60)]
+    (tmp_path / "p.jsonl").write_bytes(jsonl(prompts))
+    proc = subprocess.Popen([*ER, "sample", "--server", server.url, "-m", tiny_model, str(tmp_path / "p.jsonl"),
+                             "-n", "2", "--max-tokens", "48", "--chunk", "20", "--max-inflight", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = proc.stdout.readline()  # under way, requests in flight
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.stdout.read(), proc.stderr.read()  # not communicate(): it skips what readline buffered
+    assert proc.wait(timeout=120) == 130 and b"Traceback" not in err, err.decode()
+    kept = [orjson.loads(x) for x in [head, *rest.splitlines()]]
+    assert 2 <= len(kept) < 120 and len(kept) % 2 == 0
+    assert [(r["group_id"], r["sample_idx"]) for r in kept] == [(p["id"], k) for p in prompts[:len(kept) // 2]
+                                                                for k in range(2)]
+    # the requests it left in flight were cancelled, not stuck: the server answers the next client at once
+    again = run_er("sample", "--server", server.url, "-m", tiny_model, "-n", "1", "--max-tokens", "4",
+                   input=jsonl(prompts[:1]), check=True)
+    assert len(again.stdout.splitlines()) == 1
+
+
+def test_head_1_returns_after_the_first_group_and_exits_quietly(server, tiny_model):
+    prompts = [{"id": f"h{i}", "prompt": f"Tell me about {i}."} for i in range(60)]
+    cmd = " ".join([*ER, "sample", "--server", server.url, "-m", tiny_model, "-n", "2", "--max-tokens", "48",
+                    "--chunk", "20"])
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd} | head -1"], input=jsonl(prompts),
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert orjson.loads(proc.stdout)["group_id"] == "h0"
+
+
 def test_a_server_killed_mid_run_loses_and_duplicates_no_group(server, tiny_model, tmp_path):
     second = ErServe(tiny_model, "--max-model-len", "256", log_path=str(tmp_path / "second.log"))
     prompts = [{"id": f"q{i}", "prompt": f"Tell me about {i}."} for i in range(60)]

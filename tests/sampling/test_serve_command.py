@@ -51,3 +51,26 @@ def test_the_server_gets_ers_extension_processor_neutral_defaults_and_the_cpu_se
         assert expected in joined, expected
     assert "--kv-cache-memory-bytes" in argv
     assert argv[-2:] == ["--seed", "3"]  # passed through last: it wins over er's settings
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model, tmp_path_factory):
+    """A peft LoRA adapter directory, as `er update --lora` writes step-N/."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    path = str(tmp_path_factory.mktemp("adapter") / "step-1")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules="all-linear"))
+    model.save_pretrained(path)
+    return path
+
+
+def test_a_lora_adapter_is_refused_by_er_serve_and_by_a_weight_move_in_one_line(adapter):
+    """Served sampling moves full weights only: an adapter is one usage line naming the way out (er merge
+    --adapter), before anything starts and before any server is paused."""
+    from er.sampling.server_control import ServerControl
+
+    with pytest.raises(UsageError, match="is a LoRA adapter.*er merge --adapter"):
+        resolve_model(adapter)
+    with pytest.raises(UsageError, match="is a LoRA adapter"):
+        ServerControl("http://127.0.0.1:9").move_weights(adapter)  # port 9: nothing listens; never reached
