@@ -69,7 +69,10 @@ def run_trl(model, work, a) -> dict:
 def er_vars(model, a) -> dict:
     return {"MODEL": model, "PROMPTS": str(DATA), "BACKEND": "transformers", "G": str(a.G),
             "PROMPTS_PER_STEP": str(a.prompts), "MAX_TOKENS": str(a.max_tokens), "LR": str(a.lr),
-            "ESTIMATOR": "batch", "KL_COEF": "0", "ER": str(BIN / "er"), "SEED": "0"}
+            "ESTIMATOR": "batch", "KL_COEF": "0", "ER": str(BIN / "er"), "SEED": "0",
+            # a randomly initialised model never answers right: no pre-flight, and its zero-signal steps
+            # (er update skips their forward/backward, TRL does not) must not stop the run
+            "PREFLIGHT": "", "ALLOW_ZERO_SIGNAL": "1"}
 
 
 def run_stepwise(model, work, a, server: str | None = None) -> dict:
@@ -154,7 +157,7 @@ def stage_times(model, work, a, server: str | None = None) -> list[tuple]:
         ("score", er + ["score", "-r", f"dler:L_T={a.max_tokens}", "-q"], "sample"),
         ("advantage", er + ["advantage", "-e", "batch", "--batch-groups", str(a.prompts), "-q"], "score"),
         ("update", er + ["update", "-m", model, "--out", str(work / "stage-ckpt"), "--lr", str(a.lr),
-                         "--batch-size", str(a.prompts * a.G), "-q"], "advantage"),
+                         "--batch-size", str(a.prompts * a.G), "--allow-zero-signal", "-q"], "advantage"),
     ]
     if server:  # the same step's sampling through the warm server (it moves the server to `model` first)
         stages.insert(1, ("sample --server", er + ["sample", "-m", model, "--server", server, str(DATA), "--loop",
