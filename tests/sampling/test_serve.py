@@ -105,13 +105,18 @@ def test_move_weights_drains_reloads_resets_the_prefix_cache_and_labels_the_step
     assert gap(teacher_forced_logprobs(hf_model, PROMPT, old_ids), old_lp) < 1e-4
 
     in_flight = {}
-    long_request = threading.Thread(target=lambda: in_flight.update(completions(
-        served.url, model=name, prompt=PROMPT[:20], max_tokens=200, ignore_eos=True, temperature=1.0, seed=1)))
-    long_request.start()
     deadline = time.monotonic() + 60
-    while metric(served.url, "vllm:num_requests_running") < 1:  # in flight before the pause
-        assert time.monotonic() < deadline and long_request.is_alive()
-        time.sleep(0.05)
+    while True:  # a request seen in flight before the pause (on the tiny model one may end before it is seen)
+        in_flight.clear()
+        long_request = threading.Thread(target=lambda: in_flight.update(completions(
+            served.url, model=name, prompt=PROMPT[:20], max_tokens=200, ignore_eos=True, temperature=1.0, seed=1)))
+        long_request.start()
+        while metric(served.url, "vllm:num_requests_running") < 1 and long_request.is_alive():
+            time.sleep(0.02)
+        if long_request.is_alive():
+            break
+        long_request.join()
+        assert time.monotonic() < deadline, "no request was ever seen in flight"
     try:
         control.move_weights(os.path.join(out, "latest"))
     finally:
