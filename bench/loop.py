@@ -1,6 +1,6 @@
 """The RL loop end to end: TRL GRPOTrainer in-process vs the `er` pipe in both loop shapes.
 
-Same tiny model (er.tiny), same prompts (64 addition problems, plain text, answer in \\boxed{}),
+Same model (the tiny er.tiny, or `--model`), same prompts (64 addition problems, plain text, answer in \\boxed{}),
 same prompts per step, G, max tokens, reward (DLER truncation, L_T = max tokens), lr, clip 0.2/0.28,
 no KL, one optimizer step per sampling step, float32 on CPU, in one process tree:
 
@@ -25,7 +25,8 @@ its metrics' `seconds`). Differences that remain: TRL scales rewards by the batc
 with its generate loop, er with the transformers backend plus behaviour log-probs; er writes a
 checkpoint every step (the streaming sampler reloads it), TRL keeps the model in memory.
 
-Run: .venv/bin/python bench/loop.py [--quick]
+Run: .venv/bin/python bench/loop.py [--quick] [--model DIR] [--backend transformers|vllm]
+(`--model` takes a real model, e.g. `make real-model`'s SmolLM2; results go to bench/results/loop*_NAME.txt)
 """
 
 from __future__ import annotations
@@ -67,11 +68,12 @@ def run_trl(model, work, a) -> dict:
 
 
 def er_vars(model, a) -> dict:
-    return {"MODEL": model, "PROMPTS": str(DATA), "BACKEND": "transformers", "G": str(a.G),
+    return {"MODEL": model, "PROMPTS": str(DATA), "BACKEND": a.backend, "G": str(a.G),
             "PROMPTS_PER_STEP": str(a.prompts), "MAX_TOKENS": str(a.max_tokens), "LR": str(a.lr),
             "ESTIMATOR": "batch", "KL_COEF": "0", "ER": str(BIN / "er"), "SEED": "0",
-            # a randomly initialised model never answers right: no pre-flight, and its zero-signal steps
-            # (er update skips their forward/backward, TRL does not) must not stop the run
+            # a randomly initialised model never answers right (and a small real one rarely within a few
+            # dozen tokens): no pre-flight, and zero-signal steps (er update skips their forward/backward,
+            # TRL does not) must not stop the run
             "PREFLIGHT": "", "ALLOW_ZERO_SIGNAL": "1"}
 
 
@@ -153,7 +155,7 @@ def stage_times(model, work, a, server: str | None = None) -> list[tuple]:
     stages = [
         ("sample", er + ["sample", "-m", model, str(DATA), "--loop", "--limit",
                          str(a.prompts), "-n", str(a.G), "--max-tokens", str(a.max_tokens), "--backend",
-                         "transformers", "--logprobs", "--seed", "0", "-q"], None),
+                         a.backend, "--logprobs", "--seed", "0", "-q"], None),
         ("score", er + ["score", "-r", f"dler:L_T={a.max_tokens}", "-q"], "sample"),
         ("advantage", er + ["advantage", "-e", "batch", "--batch-groups", str(a.prompts), "-q"], "score"),
         ("update", er + ["update", "-m", model, "--out", str(work / "stage-ckpt"), "--lr", str(a.lr),
@@ -190,6 +192,11 @@ def main() -> None:
     ap.add_argument("-G", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--model", help="save_pretrained directory, e.g. `make real-model`'s SmolLM2 (default: the tiny "
+                                    "model, built here)")
+    ap.add_argument("--backend", default="transformers", choices=("transformers", "vllm"),
+                    help="the in-process sampler of the loops without a server (default: transformers, what "
+                         "--backend auto picks on a machine without CUDA)")
     a = ap.parse_args()
     a.steps = a.steps or (4 if a.quick else 12)
     from er.tiny import build_tiny
@@ -201,12 +208,13 @@ def main() -> None:
         DATA.write_text("".join(json.dumps({"id": f"add/{i}", "prompt": f"What is {i} + {2 * i + 1}? Put the answer "
                                                        f"in \\boxed{{}}.", "answer": str(3 * i + 1)}) + "\n"
                                 for i in range(64)))
-        model = build_tiny(str(work / "tiny"))
-        header = (f"RL loop, tiny model (er.tiny), {a.steps} steps x {a.prompts} prompts x G={a.G}, max tokens "
+        model = a.model or build_tiny(str(work / "tiny"))
+        name = f"model {Path(a.model).name}" if a.model else "tiny model (er.tiny)"
+        header = (f"RL loop, {name}, {a.steps} steps x {a.prompts} prompts x G={a.G}, max tokens "
                   f"{a.max_tokens}, reward dler:L_T={a.max_tokens}, lr {a.lr}, clip 0.2/0.28, no KL, "
                   f"{os.cpu_count()} CPU cores.\nTRL: GRPOTrainer (loss dapo, scale_rewards=batch) in one process; "
-                  "er: 4 processes per pipe, OMP_NUM_THREADS=1 each, estimator batch (token-weighted batch "
-                  "whitening), checkpoint every step.")
+                  f"er: 4 processes per pipe, OMP_NUM_THREADS=1 each, sampler --backend {a.backend} without a "
+                  "server, estimator batch (token-weighted batch whitening), checkpoint every step.")
         print(header, flush=True)
         trl = run_trl(model, work, a)
         step = run_stepwise(model, work, a)
@@ -242,7 +250,7 @@ def main() -> None:
             f"median {reloads[len(reloads) // 2]:.2f} s over {len(reloads)} moves, vs an engine restart (er serve "
             f"start to /health): {server_start:.1f} s -> {server_start / reloads[len(reloads) // 2]:.0f}x faster")
     print("\n" + out.split("\n\n", 1)[1])
-    save("loop_quick" if a.quick else "loop", out)
+    save(("loop_quick" if a.quick else "loop") + (f"_{Path(a.model).name}" if a.model else ""), out)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,14 @@ def run(
     max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Sequences decoded at once.")] = 256,
     max_num_batched_tokens: Annotated[Optional[int], typer.Option("--max-num-batched-tokens", help="Tokens per engine step (default: 8192, at least the context).")] = None,
     startup_timeout: Annotated[float, typer.Option("--startup-timeout", help="Seconds to wait for /health before giving up.")] = 900.0,
+    max_lora_rank: Annotated[Optional[int], typer.Option("--max-lora-rank", help="Turn LoRA on for adapters up to this rank (er update --lora checkpoints that er sample --server -m loads later); an adapter given with -m turns it on by itself, at its own rank.")] = None,
     debug: Debug = False,
 ) -> None:
     """Serve MODEL with stock vLLM (its OpenAI-compatible server, dev endpoints on) until Ctrl-C or SIGTERM.
 
     Prints the URL on stdout once the server answers; `er sample --server URL` samples from it and
-    moves new checkpoints into it in place. vLLM's log goes to stderr. Ctrl-C/SIGTERM stop the server
+    moves new checkpoints into it in place. A LoRA adapter (er update --lora's step-N) is served on its
+    base, and each new adapter version is loaded beside it under its own name. vLLM's log goes to stderr. Ctrl-C/SIGTERM stop the server
     and its engine processes (exit 130/143). Example: `er serve -m ckpt/latest --port 8000 -- --seed 0`.
     """
     from er.flagcheck import check_numbers
@@ -33,9 +35,9 @@ def run(
     check_numbers(("--port", port, "port"), ("--max-model-len", max_model_len, "at-least-1"),
                   ("--max-tokens", max_tokens, "at-least-1"), ("--max-num-seqs", max_num_seqs, "at-least-1"),
                   ("--max-num-batched-tokens", max_num_batched_tokens, "at-least-1"),
-                  ("--startup-timeout", startup_timeout, "positive"))
+                  ("--startup-timeout", startup_timeout, "positive"), ("--max-lora-rank", max_lora_rank, "at-least-1"))
     from er.sampling.serve import serve
 
     serve(model, host=host, port=port, max_model_len=max_model_len, max_tokens=max_tokens,
           logprobs_mode=logprobs_mode, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-          vllm_args=vllm_args or [], startup_timeout=startup_timeout)
+          vllm_args=vllm_args or [], startup_timeout=startup_timeout, max_lora_rank=max_lora_rank)

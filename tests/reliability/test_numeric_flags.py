@@ -60,6 +60,7 @@ BAD = [
     ("serve", "--max-num-seqs", ["0"]),
     ("serve", "--max-num-batched-tokens", ["0"]),
     ("serve", "--startup-timeout", ["0", "nan"]),
+    ("serve", "--max-lora-rank", ["0", "-4"]),
 ]
 # every value is meaningful: any seed; `synth-tail --n 0` writes no rows, `sample --limit 0` samples none
 ANY_VALUE = {("sample", "--seed"), ("decompose", "--seed"), ("synth-tail", "--seed")}

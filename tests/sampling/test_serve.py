@@ -173,6 +173,24 @@ def test_a_server_of_another_model_is_refused_in_one_line_and_keeps_serving(serv
     control.health()
 
 
+def test_a_lora_adapter_on_a_server_started_without_lora_is_one_line_saying_how_to_start_it(served, tiny_model,
+                                                                                             tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from er.sampling.server_client import ServerBackend, ServerOptions
+
+    adapter = str(tmp_path / "step-1")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                   LoraConfig(r=4, target_modules="all-linear")).save_pretrained(adapter)
+    with pytest.raises(ErError) as err:
+        ServerBackend(ServerOptions([served.url]), adapter)
+    message = str(err.value)
+    assert message.startswith(f"{served.url}: loading adapter {os.path.realpath(adapter)}: HTTP 404")
+    assert "er serve -m BASE --max-lora-rank R" in message and "\n" not in message
+    assert not ServerControl(served.url).is_paused()
+
+
 def test_a_closed_port_and_a_bad_url_are_one_line_each():
     import socket
 

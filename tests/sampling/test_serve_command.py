@@ -65,12 +65,48 @@ def adapter(tiny_model, tmp_path_factory):
     return path
 
 
-def test_a_lora_adapter_is_refused_by_er_serve_and_by_a_weight_move_in_one_line(adapter):
-    """Served sampling moves full weights only: an adapter is one usage line naming the way out (er merge
-    --adapter), before anything starts and before any server is paused."""
+def test_a_lora_adapter_is_served_on_its_base_with_lora_on_at_a_rank_vllm_accepts(adapter, tiny_model):
+    """`er serve -m step-N` of `er update --lora`: the engine runs the base, LoRA on (rank 4 -> vLLM's 8),
+    and the adapter is loaded once the server answers; a weight move still takes full weights only."""
+    from er.sampling.serve import lora_settings
     from er.sampling.server_control import ServerControl
 
-    with pytest.raises(UsageError, match="is a LoRA adapter.*er merge --adapter"):
-        resolve_model(adapter)
-    with pytest.raises(UsageError, match="is a LoRA adapter"):
+    real = os.path.realpath(adapter)
+    assert resolve_model(adapter) == (real, 1)
+    engine, loaded, flags = lora_settings(real, None, [])
+    assert (engine, loaded) == (os.path.realpath(tiny_model), real)
+    assert flags == ["--enable-lora", "--max-lora-rank", "8", "--max-loras", "2", "--max-cpu-loras", "4"]
+    assert lora_settings(real, 32, [])[2][:3] == ["--enable-lora", "--max-lora-rank", "32"]
+    # the user's own LoRA flags after -- decide the rest
+    assert lora_settings(real, None, ["--max-lora-rank", "64"])[2] == ["--enable-lora"]
+    with pytest.raises(UsageError, match="--max-lora-rank 2: .* has rank 4"):
+        lora_settings(real, 2, [])
+    with pytest.raises(UsageError, match="is a LoRA adapter, not full weights"):
         ServerControl("http://127.0.0.1:9").move_weights(adapter)  # port 9: nothing listens; never reached
+
+
+def test_max_lora_rank_turns_lora_on_for_a_base_and_without_it_nothing_changes(tiny_model):
+    from er.sampling.serve import lora_settings
+
+    assert lora_settings(tiny_model, None, []) == (tiny_model, None, [])
+    engine, loaded, flags = lora_settings(tiny_model, 16, [])
+    assert (engine, loaded, flags[:3]) == (tiny_model, None, ["--enable-lora", "--max-lora-rank", "16"])
+    with pytest.raises(UsageError, match="exceeds vLLM's largest max_lora_rank"):
+        lora_settings(tiny_model, 1024, [])
+
+
+def test_an_adapter_version_is_named_after_its_path_and_its_weights(adapter, tmp_path):
+    """vLLM keys its prefix cache by (name, path): a name is never reused for other weights."""
+    import shutil
+
+    from er.sampling.server_adapters import adapter_name
+
+    name = adapter_name(adapter)
+    assert name.startswith("er-step-1-") and adapter_name(adapter) == name
+    copy = str(tmp_path / "step-1")
+    shutil.copytree(adapter, copy)
+    assert adapter_name(copy) != name  # same step, another path
+    weights = os.path.join(copy, "adapter_model.safetensors")
+    before = adapter_name(copy)
+    os.utime(weights, ns=(0, 12345))
+    assert adapter_name(copy) != before  # same path, rewritten weights
