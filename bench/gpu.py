@@ -30,7 +30,9 @@ bench/results/gpu.txt (bench/results/gpu_cpu_quick.txt with --cpu):
     and vLLM started on a LoRA adapter the way `er sample -m ckpt/latest` starts it (base + `enable_lora`):
     the time of `load_adapter` (a new adapter version, what `--watch` does) against a full in-place
     `reload_weights` of the merged model in the same engine, and completion tokens/s with the adapter
-    active against a second engine on the merged weights.
+    active against a second engine on the merged weights; then the same through `er serve` of the
+    adapter: a new adapter version (`/v1/load_lora_adapter`, what `er sample --server -m ckpt/latest`
+    does) against `move_weights` of the merged model.
 
 Until someone runs it on a GPU, the GPU figures are unmeasured: the README says so. The CPU mode uses
 tiny sizes and proves only that the script does not rot; its ratios mean nothing for a GPU.
@@ -199,7 +201,7 @@ def bench_update(args, lines: list[str], lora: bool = False) -> None:
         raise SystemExit(f"bench/gpu.py: the update child failed:\n{proc.stderr[-3000:]}")
     n, tokens, seconds, peak = found[-1].split()[1:]
     what = "torch.cuda.max_memory_allocated" if not args.cpu else "peak RSS"
-    lines += [f"({'d' if lora else 'b'}) update: one er update {'--lora ' if lora else ''}step (grpo), {n} samples, {tokens} completion tokens, "
+    lines += [f"({'e' if lora else 'b'}) update: one er update {'--lora ' if lora else ''}step (grpo), {n} samples, {tokens} completion tokens, "
               f"{'float32 CPU' if args.cpu else 'bf16 autocast CUDA'}",
               f"    {int(tokens) / float(seconds):,.1f} completion tok/s ({float(seconds):.3f} s/step), "
               f"peak memory ({what}): {int(peak):,} MiB"]
@@ -269,9 +271,37 @@ def bench_reload(args, lines: list[str], restart_s: float | None) -> None:
 
 # (d) served ------------------------------------------------------------------------------------------
 
-def bench_serve(args, lines: list[str], in_process_tps: float | None) -> None:
-    import signal
+def start_er_serve(args, model: str, tmp: Path, *extra: str):
+    """`er serve` of `model` on a free port: (process, URL, seconds until it printed the URL, its env)."""
     import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # the server's engine runs in processes of its own (main() turned that off for this process)
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    log = tmp / f"serve-{port}.log"
+    t0 = time.perf_counter()
+    with open(log, "wb") as f:
+        server = subprocess.Popen([sys.executable, "-m", "er.cli", "serve", "-m", model, "--port", str(port),
+                                   "--max-model-len", "1024", *extra,
+                                   *([] if args.cpu else ["--", "--gpu-memory-utilization", "0.4"])],
+                                  stdout=subprocess.PIPE, stderr=f, env=env)
+    url = server.stdout.readline().decode().strip()
+    if not url:
+        stop_er_serve(server)
+        raise SystemExit(f"bench/gpu.py: er serve failed:\n{log.read_text()[-3000:]}")
+    return server, url, time.perf_counter() - t0, env
+
+
+def stop_er_serve(server) -> None:
+    import signal
+
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=120)
+
+
+def bench_serve(args, lines: list[str], in_process_tps: float | None) -> None:
     import statistics
 
     import orjson
@@ -285,22 +315,8 @@ def bench_serve(args, lines: list[str], in_process_tps: float | None) -> None:
         ckpt.mkdir()
         src = tmp / "prompts.jsonl"
         src.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in make_prompts(n_prompts)))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        # the server's engine runs in processes of its own (main() turned that off for this process)
-        env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-        log = open(tmp / "serve.log", "wb")
-        t0 = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "er.cli", "serve", "-m", args.model, "--port", str(port),
-                                   "--max-model-len", "1024",
-                                   *([] if args.cpu else ["--", "--gpu-memory-utilization", "0.4"])],
-                                  stdout=subprocess.PIPE, stderr=log, env=env)
-        url = server.stdout.readline().decode().strip()
-        start_s = time.perf_counter() - t0
+        server, url, start_s, env = start_er_serve(args, args.model, tmp)
         try:
-            if not url:
-                raise SystemExit(f"bench/gpu.py: er serve failed:\n{(tmp / 'serve.log').read_text()[-3000:]}")
             sample = [sys.executable, "-m", "er.cli", "sample", "--server", url, "-m", args.model, str(src), "-n",
                       str(G), "--max-tokens", str(max_tokens), "--seed", "0", "--temperature", "1.0", "-q"]
             best = 0.0
@@ -320,9 +336,7 @@ def bench_serve(args, lines: list[str], in_process_tps: float | None) -> None:
             if control.weights().step != 3:
                 raise SystemExit("bench/gpu.py: the server does not hold step-3 after moving it there")
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=120)
-            log.close()
+            stop_er_serve(server)
     reload_s = statistics.median(moves)
     lines += [f"(d) served: er serve + er sample --server, {n_prompts} prompts x n={G}, max_tokens={max_tokens}",
               f"    er sample --server: {best:,.0f} completion tok/s (whole command, start-up included, best of "
@@ -381,11 +395,38 @@ def bench_lora_reload(args, lines: list[str]) -> None:
             merged_tok_s = tok_s(plain)
         finally:
             plain.close()
+        served_adapter_s, served_full_s = served_lora_reload(args, Path(tmp), adapters, merged)
     a, f = sum(adapter_s) / len(adapter_s), sum(full_s) / len(full_s)
+    sa, sf = sum(served_adapter_s) / len(served_adapter_s), sum(served_full_s) / len(served_full_s)
     lines += [f"(e) lora reload: new adapter version (r16 all-linear) {a * 1000:.0f} ms vs full in-place reload "
               f"{f * 1000:.0f} ms ({f / a:.1f}x faster)",
+              f"    through er serve: new adapter version (/v1/load_lora_adapter, listed) {sa * 1000:.0f} ms vs "
+              f"move_weights of the merged model (drain, reload, prefix reset, resume) {sf * 1000:.0f} ms "
+              f"({sf / sa:.1f}x faster)",
               f"    decode {active:,.1f} completion tok/s with the adapter active vs {merged_tok_s:,.1f} on the merged "
               f"weights ({active / merged_tok_s:.2f}x)"]
+
+
+def served_lora_reload(args, tmp: Path, adapters: list[str], merged: str) -> tuple[list[float], list[float]]:
+    """Seconds per new adapter version into an `er serve` of the first adapter (each version a new step-N
+    directory, so a new name, as `er update --lora` writes them), and per move_weights of the merged model."""
+    from er.sampling.server_adapters import place_adapter
+    from er.sampling.server_control import ServerControl
+
+    server, url, _, _ = start_er_serve(args, adapters[0], tmp)
+    try:
+        control = ServerControl(url)
+        adapter_s = []
+        for k in range(4):
+            step = tmp / "served" / f"step-{k + 2}"
+            shutil.copytree(adapters[k % 2], step)
+            t = time.perf_counter()
+            place_adapter(control, str(step))
+            adapter_s.append(time.perf_counter() - t)
+        full_s = [control.move_weights(merged) for _ in range(3)]
+    finally:
+        stop_er_serve(server)
+    return adapter_s, full_s
 
 
 def main(argv=None) -> None:

@@ -250,7 +250,8 @@ def main() -> None:
             f"median {reloads[len(reloads) // 2]:.2f} s over {len(reloads)} moves, vs an engine restart (er serve "
             f"start to /health): {server_start:.1f} s -> {server_start / reloads[len(reloads) // 2]:.0f}x faster")
     print("\n" + out.split("\n\n", 1)[1])
-    save(("loop_quick" if a.quick else "loop") + (f"_{Path(a.model).name}" if a.model else ""), out)
+    save(("loop_quick" if a.quick else "loop") + (f"_{Path(a.model).name}" if a.model else "")
+         + ("" if a.backend == "transformers" else f"_{a.backend}"), out)
 
 
 if __name__ == "__main__":

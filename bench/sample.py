@@ -23,6 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -182,10 +183,15 @@ def main() -> None:
             rows.append(("--server (cpu)", "er --backend vllm", b, e))
         vb.close()
 
-    print(f"model={os.path.basename(os.path.normpath(path))} prompts={n_prompts} G={G} max_tokens={max_tokens} batch={batch} (best of {args.rounds} interleaved rounds)")
-    print(f"{'backend':14} {'baseline':22} {'base tok/s':>10} {'er tok/s':>10} {'ratio':>7}")
-    for name, base, b, e in rows:
-        print(f"{name:14} {base:22} {b:10.0f} {e:10.0f} {e / b:7.2f}x")
+    lines = [f"model={os.path.basename(os.path.normpath(path))} prompts={n_prompts} G={G} max_tokens={max_tokens} "
+             f"batch={batch} (best of {args.rounds} interleaved rounds)",
+             f"{'backend':14} {'baseline':22} {'base tok/s':>10} {'er tok/s':>10} {'ratio':>7}"]
+    lines += [f"{name:14} {base:22} {b:10.0f} {e:10.0f} {e / b:7.2f}x" for name, base, b, e in rows]
+    print("\n".join(lines))
+    from _util import save
+
+    save("sample" + ("_quick" if args.quick else "") + (f"_{os.path.basename(os.path.normpath(args.model))}"
+                                                         if args.model else ""), "\n".join(lines))
 
 
 if __name__ == "__main__":
