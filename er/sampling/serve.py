@@ -206,7 +206,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_model_le
                           max_num_batched_tokens=max_num_batched_tokens, vllm_args=lora_flags + vllm_args,
                           on_gpu=torch.cuda.is_available())
     env = dict(os.environ, VLLM_SERVER_DEV_MODE="1")
-    if lora_flags or "--enable-lora" in vllm_args:
+    if "--enable-lora" in lora_flags + vllm_args:
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "1"  # /v1/load_lora_adapter: new adapter versions in place
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # vLLM logs to stdout; stdout here is only the URL line, so the server's output goes to stderr

@@ -166,10 +166,15 @@ class ServerControl:
         """Returns when `/health` answers 200; ErError otherwise."""
         self._call("GET", "/health", timeout=timeout, what="health check")
 
-    def served_model(self) -> ServedModel:
-        """The first model `/v1/models` lists (vLLM serves one; LoRA adapters are listed after it)."""
+    def _models(self) -> list[dict]:
+        """The entries `/v1/models` lists: the served model first, then the LoRA adapters (with a `parent`)."""
         answer = self._call("GET", "/v1/models", what="listing models")
         models = answer.get("data") if isinstance(answer, dict) else None
+        return [m for m in models or [] if isinstance(m, dict)]
+
+    def served_model(self) -> ServedModel:
+        """The first model `/v1/models` lists (vLLM serves one; LoRA adapters are listed after it)."""
+        models = self._models()
         if not models:
             raise ErError("listing models: /v1/models lists none (is this an OpenAI-compatible server?)",
                           source=self.url)
@@ -178,23 +183,19 @@ class ServerControl:
 
     def adapters(self) -> dict[str, str | None]:
         """The LoRA adapters the server lists (`/v1/models` entries with a `parent`): name -> path."""
-        answer = self._call("GET", "/v1/models", what="listing models")
-        models = answer.get("data") if isinstance(answer, dict) else None
-        return {str(m.get("id")): m.get("root") for m in models or [] if isinstance(m, dict) and m.get("parent")}
+        return {str(m.get("id")): m.get("root") for m in self._models() if m.get("parent")}
 
-    def load_adapter(self, name: str, path: str, timeout: float = RELOAD_TIMEOUT) -> float:
-        """`POST /v1/load_lora_adapter`: the adapter directory `path` (as the server sees it) under `name`;
-        returns seconds. A name already listed is refused by vLLM (HTTP 400 "already been loaded"): that
-        answer is success when the listing has `name` at `path` (another sampler loaded the same version)."""
-        t0 = time.perf_counter()
+    def load_adapter(self, name: str, path: str, timeout: float = RELOAD_TIMEOUT) -> None:
+        """`POST /v1/load_lora_adapter`: the adapter directory `path` (as the server sees it) under `name`.
+        A name already listed is refused by vLLM (HTTP 400 "already been loaded"): that answer is success
+        when the listing has `name` at `path` (another sampler loaded the same version)."""
         try:
             self._call("POST", "/v1/load_lora_adapter", body={"lora_name": name, "lora_path": path},
                        timeout=timeout, what=f"loading adapter {path}", text=True)
         except ErError as exc:
             if "already been loaded" in exc.message and self.adapters().get(name) == path:
-                return time.perf_counter() - t0
+                return
             raise ErError(f"{exc.message}{_lora_hint(exc.message)}", source=self.url) from None
-        return time.perf_counter() - t0
 
     def unload_adapter(self, name: str) -> None:
         """`POST /v1/unload_lora_adapter`; a name the server no longer lists is not an error."""
