@@ -114,3 +114,14 @@ def alive(pids: list[int]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+def alive_after(pids: list[int], timeout: float = 30) -> list[int]:
+    """`alive(pids)` once none is left or `timeout` seconds have passed: a SIGKILLed process with GBs of
+    KV cache mapped takes the kernel seconds to tear down."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (left := alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
