@@ -16,7 +16,9 @@ a broken or incomplete model directory is the user's argument, not bad record da
   downloads the repository's config, tokenizer and safetensors files into the cache.
 
 `load_tokenizer` / `load_config` wrap the transformers loaders so that what still fails inside them
-(a tokenizer.json that does not parse, an unknown `model_type`) is one line too.
+(a tokenizer.json that does not parse, an unknown `model_type`) is one line too. `load_tokenizer`
+returns `AutoTokenizer`'s tokenizer, through the class it picked last time for the same files when
+that is remembered (`er.tokenizer_memo`): then torch is not imported, which a served sampler needs.
 """
 
 from __future__ import annotations
@@ -100,12 +102,20 @@ def _unreachable(endpoint: str) -> str | None:
 
 
 def load_tokenizer(path: str, *, flag: str = "-m"):
-    from transformers import AutoTokenizer
+    """AutoTokenizer's tokenizer for `path`; for a directory whose class is remembered, without
+    importing AutoTokenizer (torch comes with it: `er.tokenizer_memo`)."""
+    from er import tokenizer_memo
 
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return tokenizer_memo.load(path, _auto_tokenizer)
     except Exception as exc:  # tokenizers/transformers raise many kinds for a file that does not load
         raise UsageError(f"{flag} {path}: cannot load the tokenizer ({_first_line(exc)})") from None
+
+
+def _auto_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def load_config(path: str, *, flag: str = "-m"):

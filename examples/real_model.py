@@ -22,19 +22,15 @@ import sys
 import tempfile
 import zipfile
 
+from er.cache import cache_dir
+
 NAME = "SmolLM2-135M-Instruct"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def cache_root() -> str:
-    root = os.environ.get("ER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "er")
-    return os.path.join(root, "models")
-
-
 def model_dir() -> str:
     """Where the converted model lives (it may not exist yet)."""
-    return os.path.join(cache_root(), NAME)
+    return cache_dir("models", NAME)
 
 
 def is_built(path: str | None = None) -> bool:

@@ -65,6 +65,26 @@ def open_backend(path: str, kind: str, eng: EngineOptions, opt: SampleOptions, t
                      pad_id=tokenizer.pad_token_id, longctx=opt.longctx)
 
 
+def open_served(path: str, eng: EngineOptions, opt: SampleOptions, note):
+    """The tokenizer of `path` and a ServerBackend whose servers hold `path`. Connecting and moving the
+    servers to `path` is waiting on other processes, so it runs in a thread while this one imports and
+    loads the tokenizer (seconds of CPU); a failure of either is raised once both are done (a move in
+    progress always ends with its server resumed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from er.sampling.server_client import ServerBackend
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(ServerBackend, eng.server, path, logprobs_mode=opt.logprobs_mode, note=note)
+        try:
+            tokenizer = load_tokenizer(path)
+        except BaseException:
+            if pending.exception() is None:
+                pending.result().close()
+            raise
+        return tokenizer, pending.result()
+
+
 def model_context(path: str, eng: EngineOptions) -> int | None:
     if eng.max_model_len:
         return eng.max_model_len
@@ -135,15 +155,16 @@ def sample(stream, *, model: str | None, opt: SampleOptions, eng: EngineOptions,
         from er.train.lora import checked_policy_dir
 
         path = checked_policy_dir(path)  # a Hub name becomes its directory in the cache; one-line errors
+        if kind == "server":
+            tokenizer, backend = open_served(path, eng, opt, stream.note)
+            # the server's context bounds a prompt; config.json only when it names none (AutoConfig's
+            # import costs a light sampler seconds of torch)
+            opt.max_context = backend.max_context or model_context(path, eng)
+            return path, tokenizer, backend
         tokenizer = load_tokenizer(path)
         opt.max_context = model_context(path, eng)
-        if kind == "server":
-            from er.sampling.server_client import ServerBackend
-
-            backend = ServerBackend(eng.server, path, logprobs_mode=opt.logprobs_mode, note=stream.note)
-        else:
-            backend = open_backend(path, kind, eng, opt, tokenizer)
-        if kind in ("vllm", "server") and backend.max_context:
+        backend = open_backend(path, kind, eng, opt, tokenizer)
+        if kind == "vllm" and backend.max_context:
             opt.max_context = backend.max_context  # vLLM on CPU may have chosen a shorter context to fit memory
         return path, tokenizer, backend
 
