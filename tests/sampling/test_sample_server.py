@@ -71,6 +71,29 @@ def test_records_equal_the_in_process_vllm_backend_on_the_same_seeds(server, tin
     assert {r["finish_reason"] for r in served.records} == {"stop", "length"}  # both endings compared
 
 
+LIGHT_PROBE = """
+import sys
+from er.cli import main
+code = main(sys.argv[1:])
+print("HEAVY", [m for m in ("torch", "transformers.models.auto.tokenization_auto", "vllm") if m in sys.modules], code)
+"""
+
+
+def test_a_served_sampler_imports_no_torch_once_the_tokenizer_class_is_known(server, tiny_model, tmp_path):
+    env = {**os.environ, "ER_CACHE": str(tmp_path / "cache")}
+    src = tmp_path / "prompts.jsonl"
+    src.write_bytes(jsonl(PROMPTS))
+    heavy = []
+    for k in range(2):  # the first run picks the class through AutoTokenizer (torch comes with it)
+        argv = ["sample", "--server", server.url, "-m", tiny_model, str(src), *SAMPLING, "-o", str(tmp_path / f"{k}.jsonl")]
+        proc = subprocess.run([*ER[:1], "-c", LIGHT_PROBE, *argv], capture_output=True, text=True, env=env, timeout=300)
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("HEAVY"))
+        assert line.endswith(" 0"), proc.stderr[-2000:]
+        heavy.append(line)
+    assert "'torch'" in heavy[0] and heavy[1] == "HEAVY [] 0"
+    assert (tmp_path / "0.jsonl").read_bytes() == (tmp_path / "1.jsonl").read_bytes()
+
+
 def test_chat_api_against_vllm_returns_the_servers_template_ids(server, tiny_model, tokenizer, er_sample):
     out = er_sample("--server", server.url, "--api", "chat", "-m", tiny_model, "-n", "2", "--max-tokens", "6",
                     "--seed", "3", "--logprobs", prompts=PROMPTS[:2])
