@@ -13,7 +13,7 @@ from er.sampling.server_control import ServerControl
 from tests.examples.conftest import ENV, EXAMPLES, make, session_processes
 from tests.helpers import ErServe
 
-pytestmark = [pytest.mark.vllm, pytest.mark.soak]  # ~7 min on 2 cores: make soak
+pytestmark = pytest.mark.vllm  # ~1.5 min on one core, most of it the server's start
 pytest.importorskip("vllm")
 
 
