@@ -21,8 +21,8 @@ answer. What the memo cannot vouch for always takes the Auto path:
   other files.
 
 The memo is a cache: an entry that cannot be written (a read-only home, a full disk) or read is
-ignored, and the tokenizer loads the Auto way. Entries are written whole (a temporary file, then
-a rename), so two processes that fill the same entry at once leave one valid file.
+ignored, and the tokenizer loads the Auto way. Entries are written whole (`er.io.OutputFile`: a temporary file,
+then a rename), so two processes that fill the same entry at once leave one valid file.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import hashlib
 import importlib
 import importlib.metadata
 import os
-import tempfile
 from typing import Any
 
 import orjson
@@ -124,17 +123,18 @@ def _remember(key: str, cls: type, name_or_paths: list[str]) -> None:
     patterns = list(getattr(tokenization_auto, "MODEL_IDS_TO_TOKENIZERS_BACKEND", []))
     if _forced_backend(name_or_paths, patterns):
         return
-    entry = orjson.dumps({"module": cls.__module__, "class": cls.__name__, "patterns": patterns})
+    from er.errors import ErError
+    from er.io import OutputFile
+
     target = _entry_path(key)
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+        out = OutputFile(target, flag="tokenizer memo")  # a temporary file beside it, renamed on commit
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(entry)
-            os.replace(tmp, target)
+            out.write(orjson.dumps({"module": cls.__module__, "class": cls.__name__, "patterns": patterns}))
         except BaseException:
-            os.unlink(tmp)
+            out.discard()
             raise
-    except OSError:
+        out.commit()
+    except (OSError, ErError):
         pass  # a cache that cannot be written costs the next process the Auto import, nothing else
