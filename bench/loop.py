@@ -17,6 +17,11 @@ Also: the sampling share of one step (each stage alone, `er sample` in-process v
 reload through the server (`move_weights`: drain, in-place reload, prefix-cache reset, resume) against
 an engine restart (`er serve` start until /health answers).
 
+`--all-cores`: every vLLM engine here (the in-process samplers and the server alike) runs its worker on
+every core (VLLM_CPU_NUM_OF_RESERVED_CPU=0) instead of keeping one core for vLLM's scheduler process,
+which on a 2-core machine leaves the worker one. The step-wise loop runs its stages one at a time, so
+the sampler has the machine to itself; in the streaming loop the update runs beside it (README).
+
 Reported: steps/s end to end (process start to exit, start-up included) and steady (between the first
 and last step: TRL's train_runtime; er: arrival times of the metrics records), the ratios er / TRL,
 and for er where a step's time goes (each stage run alone on one step's data; update compute from
@@ -116,7 +121,7 @@ def run_stream(model, work, a) -> dict:
             "steady_n": len(arrivals) - 1, "update_compute": compute}
 
 
-def start_server(model, work):
+def start_server(model, work, env: dict | None = None):
     """`er serve` of `model` on a free port: (process, URL, seconds until it printed the URL)."""
     import socket
 
@@ -126,7 +131,7 @@ def start_server(model, work):
     log = open(work / f"serve-{port}.log", "wb")
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(BIN / "er"), "serve", "-m", model, "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=log, env=ENV)
+                            stderr=log, env=env or ENV)
     url = proc.stdout.readline().decode().strip()
     if not url:
         raise SystemExit(f"er serve failed: {(work / f'serve-{port}.log').read_text()[-3000:]}")
@@ -194,11 +199,16 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--model", help="save_pretrained directory, e.g. `make real-model`'s SmolLM2 (default: the tiny "
                                     "model, built here)")
+    ap.add_argument("--all-cores", action="store_true",
+                    help="vLLM's workers (in process and in the server) on every core: VLLM_CPU_NUM_OF_RESERVED_CPU=0")
     ap.add_argument("--backend", default="transformers", choices=("transformers", "vllm"),
                     help="the in-process sampler of the loops without a server (default: transformers, what "
                          "--backend auto picks on a machine without CUDA)")
     a = ap.parse_args()
     a.steps = a.steps or (4 if a.quick else 12)
+    if a.all_cores:
+        for env in (ENV, ER_ENV):
+            env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
     from er.tiny import build_tiny
 
     with tempfile.TemporaryDirectory(prefix="er-bench-loop-") as tmp:
@@ -214,7 +224,9 @@ def main() -> None:
                   f"{a.max_tokens}, reward dler:L_T={a.max_tokens}, lr {a.lr}, clip 0.2/0.28, no KL, "
                   f"{os.cpu_count()} CPU cores.\nTRL: GRPOTrainer (loss dapo, scale_rewards=batch) in one process; "
                   f"er: 4 processes per pipe, OMP_NUM_THREADS=1 each, sampler --backend {a.backend} without a "
-                  "server, estimator batch (token-weighted batch whitening), checkpoint every step.")
+                  "server, estimator batch (token-weighted batch whitening), checkpoint every step. vLLM workers "
+                  + ("on every core (--all-cores: VLLM_CPU_NUM_OF_RESERVED_CPU=0)." if a.all_cores else
+                     "on vLLM's default cores (one kept for its scheduler process)."))
         print(header, flush=True)
         trl = run_trl(model, work, a)
         step = run_stepwise(model, work, a)
@@ -251,7 +263,7 @@ def main() -> None:
             f"start to /health): {server_start:.1f} s -> {server_start / reloads[len(reloads) // 2]:.0f}x faster")
     print("\n" + out.split("\n\n", 1)[1])
     save(("loop_quick" if a.quick else "loop") + (f"_{Path(a.model).name}" if a.model else "")
-         + ("" if a.backend == "transformers" else f"_{a.backend}"), out)
+         + ("" if a.backend == "transformers" else f"_{a.backend}") + ("_all_cores" if a.all_cores else ""), out)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,13 @@ def run(
 ) -> None:
     """Serve MODEL with stock vLLM (its OpenAI-compatible server, dev endpoints on) until Ctrl-C or SIGTERM.
 
-    Prints the URL on stdout once the server answers; `er sample --server URL` samples from it and
+    Prints the URL on stdout once the server answers and has run one warm-up completion (vLLM compiles its
+    log-prob ranking on first use); `er sample --server URL` samples from it and
     moves new checkpoints into it in place. A LoRA adapter (er update --lora's step-N) is served on its
     base, and each new adapter version is loaded beside it under its own name. vLLM's log goes to stderr. Ctrl-C/SIGTERM stop the server
-    and its engine processes (exit 130/143). Example: `er serve -m ckpt/latest --port 8000 -- --seed 0`.
+    and its engine processes (exit 130/143). On a small CPU machine where nothing computes beside the
+    server while it samples (a step-wise loop), VLLM_CPU_NUM_OF_RESERVED_CPU=0 gives its worker every core.
+    Example: `er serve -m ckpt/latest --port 8000 -- --seed 0`.
     """
     from er.flagcheck import check_numbers
 

@@ -21,6 +21,10 @@ to one vLLM accepts, two adapters per batch, four cached) and vLLM's runtime ada
 (er.sampling.server_adapters); `--max-lora-rank R` turns LoRA on for a base, for adapters that
 `er sample --server -m` loads later.
 
+Before the URL is printed, one one-token completion with a log-prob warms the server (vLLM compiles its
+token-ranking function on the first request that asks for log-probs: 3 s on CPU here, otherwise paid by
+the first sampler; ServerControl.warm_up).
+
 Everything after `--` goes to vLLM unchanged (and wins over the settings above: argparse keeps the
 last value). A checkpoint directory (`ckpt`, `ckpt/latest`) resolves to its step-N, which the server's
 workers then report as the weights they hold. The URL is printed on stdout once `/health` answers;
@@ -162,6 +166,18 @@ def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
     proc.wait()
 
 
+def _warm_up(control) -> None:
+    """The first log-prob request's one-time cost (ServerControl.warm_up), paid before the URL is printed.
+    Best effort: a server that guards /v1 with `-- --api-key` refuses it, and then the first sampler pays."""
+    try:
+        seconds = control.warm_up(control.served_model().name)
+    except ErError as exc:
+        log(f"er serve: warm-up request failed ({exc.message}); the first request that asks for log-probs "
+            "pays vLLM's one-time compile of its ranking function")
+        return
+    log(f"er serve: warm-up completion (vLLM's log-prob path compiles on first use) took {seconds:.1f} s")
+
+
 def _die_with_parent() -> None:
     """In the server's process, before exec (Linux): SIGTERM when `er serve` dies, even by SIGKILL, which
     leaves it no chance to stop the group itself; the API server then shuts its engine down as on any SIGTERM."""
@@ -229,6 +245,7 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_model_le
                     raise ErError(f"the vLLM server did not answer /health within {startup_timeout:g} s",
                                   source=path) from None
                 time.sleep(0.5)
+        _warm_up(control)
         label = f" (step {step})" if step is not None else ""
         if adapter is not None:
             from er.sampling.server_adapters import place_adapter

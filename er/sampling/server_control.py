@@ -5,6 +5,9 @@ would leave a learner waiting forever on a paused server. The data plane (many c
 is not here; this is the handful of calls around it:
 
 - `health()` (`GET /health`), `served_model()` (`GET /v1/models`: the model id and `max_model_len`);
+- `warm_up(model)`: one one-token completion with a log-prob, which `er serve` sends before it says the
+  server is ready: vLLM ranks sampled tokens with a `torch.compile`d function, compiled by the first
+  request that asks for log-probs (3 s on CPU here), which would otherwise land on the first sampler;
 - `pause(mode)` (`POST /pause?mode=wait|abort|keep`), `resume()` (`POST /resume`), `is_paused()`;
 - `reload_weights(path, step)`: `POST /collective_rpc {"method": "er_reload_weights", "kwargs":
   {"weights_path", "step"}}`, er's worker extension (`er.sampling.vllm_worker.ReloadExtension`): vLLM's
@@ -180,6 +183,16 @@ class ServerControl:
                           source=self.url)
         first = models[0]
         return ServedModel(str(first.get("id")), first.get("max_model_len"), first.get("root"))
+
+    def warm_up(self, model: str, timeout: float = RELOAD_TIMEOUT) -> float:
+        """One completion of one token with its log-prob, shaped like `er sample --server`'s requests
+        (token-id prompt, seed, `return_token_ids`); returns the seconds it took. Token 0 exists in every
+        vocabulary, and a one-token prompt fills no prefix-cache block."""
+        body = {"model": model, "prompt": [0], "max_tokens": 1, "logprobs": 1, "seed": 0,
+                "return_token_ids": True}
+        t0 = time.perf_counter()
+        self._call("POST", "/v1/completions", body=body, timeout=timeout, what="warm-up completion")
+        return time.perf_counter() - t0
 
     def adapters(self) -> dict[str, str | None]:
         """The LoRA adapters the server lists (`/v1/models` entries with a `parent`): name -> path."""
