@@ -56,6 +56,13 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "
 ER_ENV = {**ENV, "OMP_NUM_THREADS": "1"}
 
 
+def write_prompts(path: Path) -> None:
+    """The bench's 64 addition problems (plain text, answer in \\boxed{})."""
+    path.write_text("".join(json.dumps({"id": f"add/{i}", "prompt": f"What is {i} + {2 * i + 1}? Put the answer "
+                                                    f"in \\boxed{{}}.", "answer": str(3 * i + 1)}) + "\n"
+                            for i in range(64)))
+
+
 def run_trl(model, work, a) -> dict:
     args = [sys.executable, str(ROOT / "examples/recipes/trl-bridge/train.py"), "--model", model, "--dataset",
             str(DATA), "--preset", "", "--steps", str(a.steps), "-G", str(a.G), "--prompts-per-step", str(a.prompts),
@@ -215,9 +222,7 @@ def main() -> None:
         work = Path(tmp)
         global DATA
         DATA = work / "prompts.jsonl"
-        DATA.write_text("".join(json.dumps({"id": f"add/{i}", "prompt": f"What is {i} + {2 * i + 1}? Put the answer "
-                                                       f"in \\boxed{{}}.", "answer": str(3 * i + 1)}) + "\n"
-                                for i in range(64)))
+        write_prompts(DATA)
         model = a.model or build_tiny(str(work / "tiny"))
         name = f"model {Path(a.model).name}" if a.model else "tiny model (er.tiny)"
         header = (f"RL loop, {name}, {a.steps} steps x {a.prompts} prompts x G={a.G}, max tokens "

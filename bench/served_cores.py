@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/served_cores.py [--model DIR]  (default: `make real-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 from _util import save, table  # noqa: E402
-from loop import BIN, ENV, ER_ENV, start_server, stop_server  # noqa: E402
+from loop import BIN, ENV, ER_ENV, start_server, stop_server, write_prompts  # noqa: E402
 
 SETTINGS = (("vLLM's default (one core kept for the scheduler)", {}),
             ("every core (VLLM_CPU_NUM_OF_RESERVED_CPU=0)", {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}))
@@ -54,9 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="er-bench-cores-") as tmp:
         work = Path(tmp)
         prompts = work / "prompts.jsonl"
-        prompts.write_text("".join(json.dumps({"id": f"add/{i}", "prompt": f"What is {i} + {2 * i + 1}? Put the "
-                                               f"answer in \\boxed{{}}.", "answer": str(3 * i + 1)}) + "\n"
-                                   for i in range(64)))
+        write_prompts(prompts)
         for name, extra in SETTINGS:
             server, url, started = start_server(model, work, env={**ENV, **extra})
             try:

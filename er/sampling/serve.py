@@ -168,7 +168,8 @@ def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
 
 def _warm_up(control) -> None:
     """The first log-prob request's one-time cost (ServerControl.warm_up), paid before the URL is printed.
-    Best effort: a server that guards /v1 with `-- --api-key` refuses it, and then the first sampler pays."""
+    Best effort: a server that guards /v1 with `-- --api-key` refuses it, and then the first sampler pays.
+    With `-- --data-parallel-size N` it reaches one engine; the others compile on their first such request."""
     try:
         seconds = control.warm_up(control.served_model().name)
     except ErError as exc:
